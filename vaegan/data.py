@@ -1,0 +1,126 @@
+"""Datasets, and the one place that turns images into tensors and back.
+
+Tensors are float32 in [0, 1], shape (C, H, W) or (B, C, H, W); Fashion-MNIST is light
+garments on a dark background, so uploads that are dark-on-light get inverted.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DEFAULT_FASHION_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally .gz) of unsigned bytes into an array."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic = int.from_bytes(data[:4], "big")
+    if magic >> 8 != 0x08:  # 0x08 = unsigned byte
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {magic:#x})")
+    ndim = magic & 0xFF
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: truncated IDX file ({arr.size} of {np.prod(shape)} values)")
+    return arr.reshape(shape)
+
+
+def load_fashion_mnist(split: str = "train", data_dir: str | Path | None = None,
+                       download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (images uint8 (N, 1, 28, 28), labels int64 (N,)).
+
+    Looks in data_dir (default /usr/share/datasets/fashion-mnist, from Debian's
+    dataset-fashion-mnist package); where the files are missing, falls back to
+    torchvision's download.
+    """
+    prefix = {"train": "train", "test": "t10k"}[split]
+    root = Path(data_dir) if data_dir else DEFAULT_FASHION_DIR
+    img = root / f"{prefix}-images-idx3-ubyte.gz"
+    lab = root / f"{prefix}-labels-idx1-ubyte.gz"
+    if not (img.exists() and lab.exists()):
+        if not download:
+            raise FileNotFoundError(f"Fashion-MNIST {split} files not found in {root}")
+        from torchvision.datasets import FashionMNIST
+        ds = FashionMNIST(str(root / "torchvision"), train=split == "train", download=True)
+        return ds.data.unsqueeze(1).clone(), ds.targets.clone()
+    x = torch.from_numpy(read_idx(img).copy()).unsqueeze(1)
+    y = torch.from_numpy(read_idx(lab).astype(np.int64))
+    return x, y
+
+
+def load_image_folder(folder: str | Path, image_size: int, channels: int) -> torch.Tensor:
+    """Every image under folder (recursively), fitted to image_size -> uint8 (N, C, S, S)."""
+    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
+            im = ImageOps.fit(im, (image_size, image_size), Image.Resampling.LANCZOS)
+            arr = np.asarray(im, dtype=np.uint8)
+        out.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out))
+
+
+def load_dataset(name: str, split: str, data_dir: str | Path | None, image_size: int,
+                 channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """'fashion-mnist' or a folder of images -> (uint8 images, labels or None)."""
+    if name == "fashion-mnist":
+        return load_fashion_mnist(split, data_dir)
+    return load_image_folder(name, image_size, channels), None
+
+
+# ---- the one conversion in, the one conversion out ----------------------------------------
+
+def to_tensor(image: Image.Image, image_size: int = 28, channels: int = 1,
+              invert: bool | None = None) -> torch.Tensor:
+    """An uploaded picture -> model input (1, C, S, S) in [0, 1].
+
+    Applies EXIF orientation, composites transparency on white, converts the mode, pads
+    to a square (keeping the whole garment), resizes, and for grayscale inverts images
+    that are dark on light (invert=None decides from the border pixels).
+    """
+    im = ImageOps.exif_transpose(image)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    im = im.convert("L" if channels == 1 else "RGB")
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    if channels == 1:
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        if invert is None:
+            invert = float(np.median(border)) > 0.5
+        if invert:
+            arr = 1.0 - arr
+        fill = 0 if invert else int(round(float(np.median(border)) * 255))
+    else:
+        fill = 0
+    im = Image.fromarray((arr * 255).round().astype(np.uint8))
+    im = ImageOps.pad(im, (max(im.size),) * 2, color=fill if channels == 1 else (fill,) * 3)
+    im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
+    t = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()) / 255.0
+    t = t.unsqueeze(0) if channels == 1 else t.permute(2, 0, 1)
+    return t.unsqueeze(0)
+
+
+def to_image(x: torch.Tensor, scale: int = 1) -> Image.Image:
+    """One image tensor (C, H, W) or (1, C, H, W) in [0, 1] -> PIL, nearest-neighbour upscaled."""
+    if x.dim() == 4:
+        x = x[0]
+    arr = (x.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy())
+    im = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+    return im

@@ -1,0 +1,262 @@
+"""VAE/GAN networks (Larsen et al. 2016, "Autoencoding beyond pixels using a learned
+similarity metric", arXiv:1512.09300).
+
+Encoder -> posterior q(z|x) = N(mean, exp(logvar)); Decoder (= generator) z -> image in
+[0, 1]; Discriminator whose intermediate layer l gives the features used as the learned
+similarity metric. Training code lives in train.py and the losses in losses.py.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file
+
+SAFETENSORS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class VAEGANConfig:
+    """Everything that fixes the shapes of the networks, plus the loss weight gamma.
+
+    widths are the channel counts of the encoder's and discriminator's stride-2 stages
+    (the decoder mirrors them); len(widths) stride-2 stages must divide image_size.
+    """
+
+    image_size: int = 28
+    channels: int = 1
+    latent_dim: int = 32
+    widths: tuple[int, ...] = (64, 128)
+    disc_widths: tuple[int, ...] = (64, 128)
+    # decoder loss = gamma * L_llike + L_GAN (Larsen's gamma, weighting content vs style)
+    gamma: float = 1e-2
+    mode: str = "vaegan"  # "vaegan" or "vae" (pixel likelihood, no discriminator)
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep the dataclass hashable and frozen.
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "disc_widths", tuple(int(w) for w in self.disc_widths))
+        if self.mode not in ("vaegan", "vae"):
+            raise ValueError(f"mode must be 'vaegan' or 'vae', got {self.mode!r}")
+        for name, ws in (("widths", self.widths), ("disc_widths", self.disc_widths)):
+            if not ws or self.image_size % (2 ** len(ws)):
+                raise ValueError(
+                    f"image_size {self.image_size} must be divisible by 2**len({name}) "
+                    f"= {2 ** len(ws)}"
+                )
+        if self.channels not in (1, 3) or self.latent_dim < 1:
+            raise ValueError("channels must be 1 or 3 and latent_dim >= 1")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "VAEGANConfig":
+        """Build from a dict, failing with the offending key named (strict)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted(names - set(data))
+        if unknown or missing:
+            raise ValueError(
+                f"{source}: does not match VAEGANConfig: unknown keys {unknown}, "
+                f"missing keys {missing}; expected exactly {sorted(names)}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        d["disc_widths"] = list(self.disc_widths)
+        return d
+
+
+PRESETS: dict[str, VAEGANConfig] = {
+    # the shipped Fashion-MNIST model
+    "fashion-mnist": VAEGANConfig(disc_widths=(32, 64)),
+    # small config for tests and quick experiments
+    "tiny": VAEGANConfig(latent_dim=8, widths=(4, 8), disc_widths=(4, 8)),
+    # 64x64 RGB (e.g. faces, as in the paper)
+    "rgb64": VAEGANConfig(image_size=64, channels=3, latent_dim=128,
+                          widths=(64, 128, 256, 256), disc_widths=(32, 128, 256, 256)),
+}
+
+
+@dataclass
+class DiagonalGaussian:
+    """Posterior q(z|x) = N(mean, diag(exp(logvar)))."""
+
+    mean: torch.Tensor  # (B, Z)
+    logvar: torch.Tensor  # (B, Z)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised sample z = mean + std * eps."""
+        eps = torch.randn(self.mean.shape, generator=generator,
+                          device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || N(0, I)) per latent dimension, shape (B, Z)."""
+        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar)
+
+
+def _down(cin: int, cout: int, norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    def __init__(self, c: VAEGANConfig) -> None:
+        super().__init__()
+        ws = (c.channels, *c.widths)
+        self.convs = nn.Sequential(*[_down(ws[i], ws[i + 1], norm=i > 0) for i in range(len(c.widths))])
+        side = c.image_size // 2 ** len(c.widths)
+        self.head = nn.Linear(c.widths[-1] * side * side, 2 * c.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> DiagonalGaussian:  # x: (B, C, H, W) in [0, 1]
+        h = self.convs(x * 2 - 1).flatten(1)
+        mean, logvar = self.head(h).chunk(2, dim=1)  # (B, Z) each
+        return DiagonalGaussian(mean, logvar.clamp(-30.0, 20.0))
+
+
+class Decoder(nn.Module):
+    def __init__(self, c: VAEGANConfig) -> None:
+        super().__init__()
+        self.side = c.image_size // 2 ** len(c.widths)
+        ws = list(reversed(c.widths))  # e.g. (128, 64)
+        self.fc = nn.Sequential(
+            nn.Linear(c.latent_dim, ws[0] * self.side * self.side, bias=False),
+            nn.BatchNorm1d(ws[0] * self.side * self.side), nn.ReLU(inplace=True))
+        ups: list[nn.Module] = []
+        for cin, cout in zip(ws, ws[1:]):
+            ups += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        ups += [nn.ConvTranspose2d(ws[-1], c.channels, 4, 2, 1)]
+        self.ups = nn.Sequential(*ups)
+        self.width0 = ws[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, Z) -> (B, C, H, W) in [0, 1]
+        h = self.fc(z).view(-1, self.width0, self.side, self.side)
+        return torch.sigmoid(self.ups(h))
+
+
+class Discriminator(nn.Module):
+    """Conv stages; the output of the last conv stage is Dis_l, the similarity features."""
+
+    def __init__(self, c: VAEGANConfig) -> None:
+        super().__init__()
+        ws = (c.channels, *c.disc_widths)
+        self.convs = nn.Sequential(*[_down(ws[i], ws[i + 1], norm=False) for i in range(len(c.disc_widths))])
+        side = c.image_size // 2 ** len(c.disc_widths)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c.disc_widths[-1] * side * side, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, C, H, W) in [0, 1] -> (logits (B,), features Dis_l(x) (B, C_l, h, w))."""
+        feats = self.convs(x * 2 - 1)
+        return self.head(feats).squeeze(1), feats
+
+
+class VAEGAN(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="vaegan",
+    tags=["vae-gan", "fashion-mnist", "unconditional-image-generation"],
+    pipeline_tag="unconditional-image-generation",
+    license="mit",
+):
+    """Encoder + decoder (+ discriminator in "vaegan" mode), saved as config.json + model.safetensors."""
+
+    def __init__(self, config: VAEGANConfig | dict | None = None) -> None:
+        super().__init__()
+        if config is None:
+            config = VAEGANConfig()
+        elif isinstance(config, dict):
+            config = VAEGANConfig.from_dict(config)
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.discriminator = Discriminator(config) if config.mode == "vaegan" else None
+
+    # ---- Hub mixin: safetensors only, strict keys and shapes -------------------------------
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
+                         local_files_only: bool, token, map_location: str = "cpu",
+                         strict: bool = True, **model_kwargs) -> "VAEGAN":
+        if "config" not in model_kwargs:
+            raise FileNotFoundError(f"{model_id}: no config.json found next to the weights")
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, SAFETENSORS_FILE)
+            if not os.path.exists(model_file):
+                raise FileNotFoundError(f"{model_file}: missing (only safetensors weights are accepted)")
+        else:
+            model_file = hf_hub_download(model_id, SAFETENSORS_FILE, revision=revision,
+                                         cache_dir=cache_dir, force_download=force_download,
+                                         token=token, local_files_only=local_files_only)
+        model.load_weights(model_file, strict=strict)
+        return model.to(map_location).eval()
+
+    def load_weights(self, model_file: str | Path, strict: bool = True) -> None:
+        """Load a model.safetensors, naming the file and the keys or shapes that do not fit."""
+        try:
+            state = load_file(str(model_file))
+        except Exception as e:  # safetensors raises its own error types for corrupt files
+            raise ValueError(f"{model_file}: not a readable safetensors file ({e})") from None
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+        if strict and (missing or unexpected or shapes):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+            if shapes:
+                parts.append("wrong shapes " + "; ".join(shapes[:5]))
+            raise ValueError(f"{model_file}: weights do not match config.json: " + ", ".join(parts))
+        self.load_state_dict(state, strict=strict)
+
+    # ---- inference helpers ---------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    @torch.inference_mode()
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """n images from the prior with std scaled by temperature -> (n, C, H, W) in [0, 1]."""
+        z = self.prior(n, generator, temperature)
+        return self.decoder(z)
+
+    def prior(self, n: int, generator: torch.Generator | None = None,
+              temperature: float = 1.0) -> torch.Tensor:
+        # always drawn on the CPU so a seed gives the same z on every device
+        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        return (z * temperature).to(self.device)
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                    sample_posterior: bool = False) -> torch.Tensor:
+        """Decode the posterior mean (or a sample of it) of x: (B, C, H, W) -> same shape."""
+        post = self.encoder(x.to(self.device))
+        z = post.sample(generator) if sample_posterior else post.mean
+        return self.decoder(z)

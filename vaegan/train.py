@@ -1,0 +1,298 @@
+"""`python -m vaegan.train`: the VAE/GAN (or plain VAE) training loop and its CLI.
+
+    python -m vaegan.train --preset fashion-mnist --epochs 10 --out runs/fmnist
+    python -m vaegan.train --out runs/fmnist --resume      # continue from runs/fmnist/checkpoint.pt
+
+Writes into --out: checkpoint.pt (atomic: temp file + os.replace; model, the three
+optimizers, step, epoch, RNG states), metrics.jsonl (one line per logged step and per
+epoch), samples_eNNN.png and recon_eNNN.png each epoch, and model/ (config.json +
+model.safetensors) at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from . import losses
+from .data import load_dataset
+from .model import PRESETS, VAEGAN, VAEGANConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+@dataclass
+class StepLosses:
+    prior: float
+    llike: float
+    gan_gen: float = 0.0
+    gan_dis: float = 0.0
+
+    @property
+    def total(self) -> float:  # what a VAE/GAN minimises overall, for logging
+        return self.prior + self.llike + self.gan_gen + self.gan_dis
+
+
+def make_optimizers(model: VAEGAN, lr: float) -> dict[str, torch.optim.Optimizer]:
+    betas = (0.5, 0.999)
+    opts = {"encoder": torch.optim.Adam(model.encoder.parameters(), lr=lr, betas=betas),
+            "decoder": torch.optim.Adam(model.decoder.parameters(), lr=lr, betas=betas)}
+    if model.discriminator is not None:
+        opts["discriminator"] = torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=betas)
+    return opts
+
+
+def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
+    """Forward pass of Algorithm 1 -> (losses per network, logged values).
+
+    x: (B, C, H, W) in [0, 1]. Returns dict network -> scalar loss for that network.
+    """
+    post = model.encode(x)
+    z = post.sample(generator)  # (B, Z)
+    z_p = torch.randn(z.shape, generator=generator, device=z.device)  # (B, Z) ~ N(0, I)
+    fakes = model.decode(torch.cat([z, z_p]))  # (2B, C, H, W): reconstructions, then samples
+    l_prior = losses.kl_loss(post)
+    if model.discriminator is None:
+        x_rec = fakes[: len(x)]
+        l_llike = losses.pixel_llike_loss(x, x_rec)
+        return {"encoder": l_prior + l_llike, "decoder": l_llike}, StepLosses(l_prior.item(), l_llike.item())
+    logits, feats = model.discriminator(torch.cat([x, fakes]))  # (3B,), (3B, C_l, h, w)
+    b = len(x)
+    f_real, f_rec = feats[:b], feats[b:2 * b]
+    d_real, d_rec, d_prior = logits[:b], logits[b:2 * b], logits[2 * b:]
+    l_llike = losses.feature_llike_loss(f_real, f_rec)
+    l_gen = losses.gan_generator_loss(d_rec, d_prior)
+    l_dis = losses.gan_discriminator_loss(d_real, d_rec, d_prior)
+    gamma = model.config.gamma
+    per_net = {"encoder": l_prior + l_llike,
+               "decoder": gamma * l_llike + l_gen,
+               "discriminator": l_dis}
+    return per_net, StepLosses(l_prior.item(), l_llike.item(), l_gen.item(), l_dis.item())
+
+
+def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
+    """Each network's gradient of its own loss only -> ({network: [grad per parameter]}, losses).
+
+    torch.autograd.grad with inputs= restricts each loss to its network's parameters, so
+    L_GAN never reaches the encoder and the discriminator's loss never moves enc/dec.
+    """
+    per_net, logged = vaegan_losses(model, x, generator)
+    if not all(math.isfinite(v) for v in dataclasses.astuple(logged)):
+        raise NonFiniteLoss(f"non-finite loss {logged}")
+    nets = {"encoder": model.encoder, "decoder": model.decoder,
+            "discriminator": model.discriminator}
+    grads = {}
+    for i, name in enumerate(per_net):
+        params = list(nets[name].parameters())
+        grads[name] = torch.autograd.grad(per_net[name], params,
+                                          retain_graph=i < len(per_net) - 1, allow_unused=True)
+    return grads, logged
+
+
+def train_step(model: VAEGAN, opts: dict[str, torch.optim.Optimizer], x: torch.Tensor,
+               generator: torch.Generator) -> StepLosses:
+    """One step of Algorithm 1: all networks get their routed gradients, then step."""
+    grads, logged = routed_grads(model, x, generator)
+    nets = {"encoder": model.encoder, "decoder": model.decoder,
+            "discriminator": model.discriminator}
+    for name, gs in grads.items():
+        for p, g in zip(nets[name].parameters(), gs):
+            p.grad = g
+        opts[name].step()
+        opts[name].zero_grad(set_to_none=True)
+    return logged
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic write: a half-written file never replaces the last good checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ckpt-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m vaegan.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="'fashion-mnist' or a folder of images (default: fashion-mnist)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the Fashion-MNIST IDX .gz files "
+                        "(default: /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--preset", default="fashion-mnist", choices=sorted(PRESETS))
+    p.add_argument("--mode", default="vaegan", choices=["vaegan", "vae"])
+    p.add_argument("--gamma", type=float, default=None, help="override the preset's gamma")
+    p.add_argument("--latent-dim", type=int, default=None, help="override the preset's latent size")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--log-every", type=int, default=50, help="steps between metrics lines")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--nan-at-step", type=int, default=None, help=argparse.SUPPRESS)  # fault test
+    return p.parse_args(argv)
+
+
+def check_output_dir(out: Path) -> None:
+    """Fail before training when the run folder cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise SystemExit(f"error: cannot write to the output folder {out}: {e.strerror or e}")
+    free = shutil.disk_usage(out).free
+    if free < 50 * 2**20:
+        raise SystemExit(f"error: only {free // 2**20} MiB free in {out}; need at least 50 MiB "
+                         "for checkpoints and sample grids")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    check_output_dir(out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    ckpt_path = out / "checkpoint.pt"
+
+    if args.resume:
+        if not ckpt_path.exists():
+            raise SystemExit(f"error: --resume given but {ckpt_path} does not exist")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        config = VAEGANConfig.from_dict(ckpt["config"], source=str(ckpt_path))
+        hp = ckpt["args"]
+    else:
+        ckpt = None
+        overrides = {"mode": args.mode}
+        if args.gamma is not None:
+            overrides["gamma"] = args.gamma
+        if args.latent_dim is not None:
+            overrides["latent_dim"] = args.latent_dim
+        config = dataclasses.replace(PRESETS[args.preset], **overrides)
+        hp = {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "seed", "limit")}
+
+    torch.manual_seed(hp["seed"])
+    model = VAEGAN(config).to(device)
+    opts = make_optimizers(model, hp["lr"])
+    gen = torch.Generator(device=device).manual_seed(hp["seed"] + 1)  # reparam + prior noise
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"], strict=True)
+        for name, opt in opts.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        gen.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        print(f"resumed from {ckpt_path} at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+
+    images, _ = load_dataset(hp["dataset"], "train", hp["data_dir"], config.image_size, config.channels)
+    if hp["limit"]:
+        images = images[: hp["limit"]]
+    n = len(images)
+    bs = hp["batch_size"]
+    per_epoch = n // bs
+    if per_epoch == 0:
+        raise SystemExit(f"error: {n} training images is fewer than one batch of {bs}")
+    fixed_gen = torch.Generator().manual_seed(1234)
+    fixed_z = torch.randn(64, config.latent_dim, generator=fixed_gen).to(device)
+    fixed_x = images[torch.randperm(n, generator=fixed_gen)[:32]].float().div(255).to(device)
+
+    def state() -> dict:
+        return {"config": config.to_dict(), "args": hp, "model": model.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in opts.items()},
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
+
+    log = open(out / "metrics.jsonl", "a")
+    t0 = time.time()
+    elapsed0 = ckpt["elapsed_s"] if ckpt and "elapsed_s" in ckpt else 0.0
+    max_steps = args.max_steps if args.max_steps is not None else args.epochs * per_epoch
+    try:
+        while epoch < args.epochs and step < max_steps:
+            # the data order of an epoch depends only on (seed, epoch): resumable mid-epoch
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(hp["seed"] * 1000 + epoch))
+            model.train()
+            sums: dict[str, float] = {}
+            bar = tqdm(range(batch_in_epoch, per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
+                       initial=batch_in_epoch, total=per_epoch, dynamic_ncols=True,
+                       file=sys.stderr, mininterval=2.0)
+            for b in bar:
+                if step >= max_steps:
+                    break
+                x = images[perm[b * bs:(b + 1) * bs]].to(device).float().div_(255)
+                if args.nan_at_step is not None and step == args.nan_at_step:
+                    x = x * float("nan")
+                try:
+                    logged = train_step(model, opts, x, gen)
+                except NonFiniteLoss as e:
+                    print(f"\nerror: {e} at step {step} (epoch {epoch + 1}); training stopped. "
+                          f"The last good checkpoint, {ckpt_path}, is untouched; try a lower "
+                          "--lr or resume from it.", file=sys.stderr)
+                    return 2
+                step += 1
+                batch_in_epoch = b + 1
+                row = dataclasses.asdict(logged)
+                for k, v in row.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
+                if step % args.log_every == 0:
+                    log.write(json.dumps({"step": step, "epoch": epoch, **row}) + "\n")
+                    log.flush()
+                if step % args.ckpt_every == 0:
+                    save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
+            bar.close()
+            if batch_in_epoch >= per_epoch:
+                epoch += 1
+                batch_in_epoch = 0
+                count = max(1, per_epoch)
+                log.write(json.dumps({"epoch_end": epoch, "step": step,
+                                      "elapsed_s": round(elapsed0 + time.time() - t0, 1),
+                                      **{k: v / count for k, v in sums.items()}}) + "\n")
+                log.flush()
+                model.eval()
+                with torch.inference_mode():
+                    save_image(model.decode(fixed_z), out / f"samples_e{epoch:03d}.png", nrow=8)
+                    rec = model.reconstruct(fixed_x)
+                    save_image(torch.cat([fixed_x, rec]), out / f"recon_e{epoch:03d}.png", nrow=8)
+                model.save_pretrained(out / "model")  # the latest finished epoch, ready to use
+            save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
+    finally:
+        log.close()
+    model.eval()
+    model.save_pretrained(out / "model")
+    total = elapsed0 + time.time() - t0
+    print(f"done: {step} steps, {epoch} epochs, {total / 60:.1f} min; weights in {out / 'model'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
