@@ -17,6 +17,7 @@ import hashlib
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,8 @@ def default_extractor_path() -> Path:
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)) (Heusel et al. 2017)."""
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
-    if not np.isfinite(covmean).all():
+    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():  # singular product: regularise, as pytorch-fid does
         offset = np.eye(sigma1.shape[0]) * 1e-6
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
     covmean = covmean.real
@@ -59,7 +60,9 @@ class FeatureExtractor:
 
     def __init__(self, path: str | Path, size: int = 299, device: str = "cpu") -> None:
         self.path = Path(path)
-        self.model = torch.jit.load(str(path), map_location=device).eval()
+        with warnings.catch_warnings():  # TorchScript is deprecated but is how the file ships
+            warnings.simplefilter("ignore", FutureWarning)
+            self.model = torch.jit.load(str(path), map_location=device).eval()
         self.size, self.device = size, device
 
     @property
