@@ -175,6 +175,14 @@ def check_output_dir(out: Path) -> None:
                          "for checkpoints and sample grids")
 
 
+def platform_summary() -> str:
+    import platform
+    cpu = platform.processor() or platform.machine()
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU"
+    return f"{os.cpu_count()}-core {cpu} CPU ({platform.system()})"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -230,7 +238,20 @@ def main(argv: list[str] | None = None) -> int:
         return {"config": config.to_dict(), "args": hp, "model": model.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in opts.items()},
                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch}
+                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "command": command}
+
+    command = "python -m vaegan.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    if ckpt is not None:
+        command = ckpt.get("command", command)  # the command that started the run
+
+    def export(folder: Path, ep: int, st: int, seconds: float) -> None:
+        """config.json + model.safetensors (+ the mixin's card) and training.json."""
+        model.save_pretrained(folder)
+        info = {"command": command, "epochs": ep, "steps": st, "train_seconds": round(seconds, 1),
+                "batch_size": bs, "lr": hp["lr"], "seed": hp["seed"], "dataset": hp["dataset"],
+                "device": str(device), "threads": torch.get_num_threads(),
+                "torch": torch.__version__, "machine": platform_summary()}
+        (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
     log = open(out / "metrics.jsonl", "a")
     t0 = time.time()
@@ -283,13 +304,13 @@ def main(argv: list[str] | None = None) -> int:
                     save_image(model.decode(fixed_z), out / f"samples_e{epoch:03d}.png", nrow=8)
                     rec = model.reconstruct(fixed_x)
                     save_image(torch.cat([fixed_x, rec]), out / f"recon_e{epoch:03d}.png", nrow=8)
-                model.save_pretrained(out / "model")  # the latest finished epoch, ready to use
+                export(out / "model", epoch, step, elapsed0 + time.time() - t0)
             save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
     finally:
         log.close()
     model.eval()
-    model.save_pretrained(out / "model")
     total = elapsed0 + time.time() - t0
+    export(out / "model", epoch, step, total)
     print(f"done: {step} steps, {epoch} epochs, {total / 60:.1f} min; weights in {out / 'model'}")
     return 0
 

