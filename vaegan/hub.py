@@ -1,7 +1,11 @@
 """Resolve a model spec to a ready model: a local folder ("weights/fashion-mnist") or a
 Hugging Face Hub repo id with an optional revision ("org/name", "org/name@v1",
-"org/name@<40-hex commit>"). Files come through huggingface_hub, so they land in the
-standard cache and load again with HF_HUB_OFFLINE=1. Only safetensors are accepted.
+"org/name@<40-hex commit>"). Files come through huggingface_hub's hf_hub_download, so they
+land in the standard cache and load again with HF_HUB_OFFLINE=1. Only safetensors are
+accepted; a pickle (pytorch_model.bin, *.pt) is never downloaded or opened.
+
+Every failure is a ModelLoadError whose message names the model, the file and the reason
+in one sentence, so the app can show it as is.
 """
 from __future__ import annotations
 
@@ -10,14 +14,23 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
+from huggingface_hub import constants, get_token, hf_hub_download, try_to_load_from_cache
+from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError,
+                                    LocalEntryNotFoundError, RemoteEntryNotFoundError,
                                     RepositoryNotFoundError, RevisionNotFoundError)
+from huggingface_hub.file_download import _CACHED_NO_EXIST
+from huggingface_hub.utils import validate_repo_id
+from safetensors import safe_open
 
 from .model import SAFETENSORS_FILE, VAEGAN, VAEGANConfig
 
+CONFIG_FILE = "config.json"
 EXPLORER_FILE = "explorer.safetensors"
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# weights formats that are refused by name: they are pickles (arbitrary code on load)
+PICKLE_FILES = ("pytorch_model.bin", "model.pt", "model.pth", "model.ckpt")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
+HUB_HINT = "a Hub repo id like 'org/name' or 'org/name@<branch|tag|40-hex commit>'"
 
 
 class ModelLoadError(RuntimeError):
@@ -30,57 +43,178 @@ class LoadedModel:
     spec: str  # what the user asked for
     folder: Path  # local folder (or cache snapshot) holding the files
     explorer_file: Path | None  # precomputed directions/statistics, when shipped
+    repo_id: str | None = None  # Hub repo id; None for a local folder
+    commit: str | None = None  # the 40-hex commit the Hub files came from; None for a local folder
+
+
+def is_commit(revision: str | None) -> bool:
+    """True for a full 40-hex commit hash (the only immutable kind of revision)."""
+    return revision is not None and bool(COMMIT.match(revision))
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """'org/name@rev' -> ('org/name', 'rev'); 'org/name' -> ('org/name', None)."""
-    repo, _, rev = spec.partition("@")
-    return repo, (rev or None)
+    """'org/name@rev' -> ('org/name', 'rev'); 'org/name' -> ('org/name', None).
 
-
-def _download(repo_id: str, revision: str | None, filename: str, required: bool = True) -> Path | None:
+    rev may be a branch ("main", "refs/pr/1"), a tag ("v1") or a 40-hex commit (lower-cased).
+    Raises ModelLoadError for a malformed repo id or an empty revision.
+    """
+    repo_id, at, revision = spec.strip().partition("@")
+    if at and not revision:
+        raise ModelLoadError(f"{spec!r}: empty revision after '@'; expected {HUB_HINT}")
+    if repo_id.count("/") != 1:
+        raise ModelLoadError(f"{spec!r}: neither a local weights folder nor {HUB_HINT}")
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision))
-    except RepositoryNotFoundError:
-        raise ModelLoadError(f"{repo_id}: repository not found on the Hub (or it is private "
-                             "and no token was given: set HF_TOKEN)") from None
-    except GatedRepoError:
-        raise ModelLoadError(f"{repo_id}: gated repository; accept its terms and set HF_TOKEN") from None
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise ModelLoadError(f"{spec!r}: not a valid Hub repo id ({e})") from None
+    if is_commit(revision):
+        revision = revision.lower()
+    return repo_id, (revision or None)
+
+
+def _where(repo_id: str, revision: str | None) -> str:
+    return f"{repo_id}@{revision}" if revision else repo_id
+
+
+def _access_error(repo_id: str, status: int | None, server_message: str | None = None) -> ModelLoadError:
+    """The sentence for 401/403/not-found, depending on whether a token is set."""
+    token = get_token()
+    if status == 401 and server_message and "credentials" in server_message.lower():
+        return ModelLoadError(f"{repo_id}: the Hub rejected the token in HF_TOKEN (invalid credentials)")
+    if status == 403:
+        return ModelLoadError(f"{repo_id}: the token in use is not allowed to read this repository "
+                              "(HTTP 403); use a token with read access to it")
+    if token is None:
+        return ModelLoadError(f"{repo_id}: repository not found on the Hub, or it is private and no "
+                              "token is set (set HF_TOKEN or run `hf auth login`)")
+    return ModelLoadError(f"{repo_id}: repository not found on the Hub, or the token in use "
+                          "cannot read it")
+
+
+def _pickle_note(repo_id: str, revision: str | None) -> str:
+    """' (the repository has pytorch_model.bin, a pickle, which is refused)' when it has one."""
+    for name in PICKLE_FILES:
+        try:
+            hf_hub_download(repo_id, name, revision=revision, dry_run=True)
+        except Exception:  # any answer but "it is there" means: nothing to add
+            continue
+        return f"; it has {name}, a pickle, which is refused"
+    return ""
+
+
+def _download(repo_id: str, revision: str | None, filename: str, required: bool = True,
+              where: str | None = None) -> Path | None:
+    """hf_hub_download with the project's errors; None for a missing optional file.
+    `where` names the model in messages (default repo_id@revision)."""
+    where = where or _where(repo_id, revision)
+    if not required and is_commit(revision):
+        # a commit never changes: a file cached as missing stays missing (no request needed)
+        if try_to_load_from_cache(repo_id, filename, revision=revision) is _CACHED_NO_EXIST:
+            return None
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, library_name="vaegan"))
+    except GatedRepoError:  # (a RepositoryNotFoundError: check it first)
+        raise ModelLoadError(f"{repo_id}: gated repository; accept its terms on the Hub and "
+                             "set HF_TOKEN") from None
+    except RepositoryNotFoundError as e:
+        raise _access_error(repo_id, e.response.status_code,
+                            e.response.headers.get("X-Error-Message")) from None
     except RevisionNotFoundError:
-        raise ModelLoadError(f"{repo_id}: revision {revision!r} not found") from None
-    except EntryNotFoundError:
-        if required:
-            raise ModelLoadError(f"{repo_id}@{revision or 'main'}: no {filename} in the repository "
-                                 "(only safetensors weights are accepted)") from None
-        return None
-    except LocalEntryNotFoundError:
-        if required:
-            raise ModelLoadError(f"{repo_id}: {filename} is not in the local cache and the Hub "
-                                 "cannot be reached (offline?)") from None
-        return None
+        hint = ("" if is_commit(revision) else
+                " (use a branch, a tag or the full 40-character commit hash)")
+        raise ModelLoadError(f"{repo_id}: revision {revision!r} not found{hint}") from None
+    except RemoteEntryNotFoundError:
+        if not required:
+            return None
+        if filename == SAFETENSORS_FILE:
+            reason = f"only safetensors weights are accepted{_pickle_note(repo_id, revision)}"
+        else:
+            reason = f"a VAEGAN repository holds {CONFIG_FILE} and {SAFETENSORS_FILE}"
+        raise ModelLoadError(f"{where}: no {filename} in the repository ({reason})") from None
+    except LocalEntryNotFoundError as e:
+        # the Hub could not be asked (offline, unreachable, or it refused): not in the cache either
+        cause = e.__cause__
+        if isinstance(cause, HfHubHTTPError) and cause.response.status_code in (401, 403):
+            raise _access_error(repo_id, cause.response.status_code,
+                                cause.response.headers.get("X-Error-Message")) from None
+        if not required:
+            return None
+        if constants.is_offline_mode():
+            raise ModelLoadError(f"{where}: {filename} is not in the local cache "
+                                 f"({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 forbids downloading "
+                                 "it; load it once online first") from None
+        if isinstance(cause, HfHubHTTPError):
+            raise ModelLoadError(f"{where}: the Hub answered HTTP {cause.response.status_code} for "
+                                 f"{filename} and it is not in the local cache") from None
+        raise ModelLoadError(f"{where}: cannot reach the Hub at {constants.ENDPOINT} (offline?) and "
+                             f"{filename} is not in the local cache ({constants.HF_HUB_CACHE})") from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code
+        if status in (401, 403):
+            raise _access_error(repo_id, status, e.response.headers.get("X-Error-Message")) from None
+        raise ModelLoadError(f"{where}: the Hub answered HTTP {status} for {filename}") from None
+    except OSError as e:  # network failure mid-download, disk full, read-only cache ...
+        raise ModelLoadError(f"{where}: could not download {filename} ({type(e).__name__}: {e})") from None
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise ModelLoadError naming the file unless it is a readable safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def _local_files(folder: Path) -> dict[str, Path | None]:
+    files = {"config": folder / CONFIG_FILE, "weights": folder / SAFETENSORS_FILE}
+    if not files["config"].exists():
+        raise ModelLoadError(f"{files['config']}: missing (a weights folder holds {CONFIG_FILE} "
+                             f"and {SAFETENSORS_FILE})")
+    if not files["weights"].exists():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        note = f"; {', '.join(pickles)} {'is a pickle' if len(pickles) == 1 else 'are pickles'}, refused" \
+            if pickles else ""
+        raise ModelLoadError(f"{files['weights']}: missing (only safetensors weights are "
+                             f"accepted{note})")
+    explorer = folder / EXPLORER_FILE
+    files["explorer"] = explorer if explorer.exists() else None
+    return files
+
+
+def _hub_files(repo_id: str, revision: str | None) -> tuple[dict[str, Path | None], str | None]:
+    """Download config first, then the rest pinned to the commit config came from, so all
+    files belong to one commit even if the branch moves in between."""
+    config = _download(repo_id, revision, CONFIG_FILE)
+    commit = config.parent.name if is_commit(config.parent.name) else revision
+    where = _where(repo_id, revision)  # what the user asked for, not the pinned commit
+    files = {"config": config,
+             "weights": _download(repo_id, commit, SAFETENSORS_FILE, where=where),
+             "explorer": _download(repo_id, commit, EXPLORER_FILE, required=False, where=where)}
+    return files, (commit if is_commit(commit) else None)
 
 
 def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     """Folder or Hub repo id -> LoadedModel; raises ModelLoadError with a clear sentence."""
     path = Path(spec).expanduser()
+    repo_id = commit = None
     if path.is_dir():
-        folder = path
-        files = {"config": folder / "config.json", "weights": folder / SAFETENSORS_FILE}
-        for f in files.values():
-            if not f.exists():
-                raise ModelLoadError(f"{f}: missing (a weights folder holds config.json and "
-                                     f"{SAFETENSORS_FILE})")
-        explorer = folder / EXPLORER_FILE
-        explorer = explorer if explorer.exists() else None
+        files = _local_files(path)
+    elif path.exists():
+        raise ModelLoadError(f"{spec}: a file, not a weights folder (config.json + {SAFETENSORS_FILE})")
     else:
-        repo_id, revision = parse_spec(spec)
-        if not REPO_ID.match(repo_id):
-            raise ModelLoadError(f"{spec!r}: neither a local weights folder nor a Hub repo id "
-                                 "like 'org/name' or 'org/name@revision'")
-        files = {"config": _download(repo_id, revision, "config.json"),
-                 "weights": _download(repo_id, revision, SAFETENSORS_FILE)}
-        explorer = _download(repo_id, revision, EXPLORER_FILE, required=False)
-        folder = files["weights"].parent
+        try:
+            repo_id, revision = parse_spec(spec)
+        except ModelLoadError:
+            if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+                raise ModelLoadError(f"{spec}: no such weights folder") from None
+            raise
+        try:
+            files, commit = _hub_files(repo_id, revision)
+        except ModelLoadError as e:
+            if Path(repo_id.split("/")[0]).is_dir():  # e.g. a typo in "weights/fashion-mnist"
+                raise ModelLoadError(f"{spec}: no such local folder, and as a Hub repo: {e}") from None
+            raise
     try:
         data = json.loads(Path(files["config"]).read_text())
         if not isinstance(data, dict):
@@ -93,4 +227,7 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
         model.load_weights(files["weights"], strict=True)
     except ValueError as e:
         raise ModelLoadError(str(e)) from None
-    return LoadedModel(model.to(device).eval(), spec, folder, explorer)
+    if files["explorer"] is not None:
+        check_safetensors(files["explorer"])
+    folder = path if repo_id is None else Path(files["weights"]).parent
+    return LoadedModel(model.to(device).eval(), spec, folder, files["explorer"], repo_id, commit)
