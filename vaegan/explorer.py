@@ -1,0 +1,391 @@
+"""What the explorer app does, without the UI: the class the Gradio handlers call.
+
+    python -m vaegan.explorer build weights/fashion-mnist [--data-dir D] [--limit N]
+
+encodes the training set once and writes weights/fashion-mnist/explorer.safetensors (see
+assets.py), so the app needs no dataset at run time. Every public method validates its
+arguments and raises ValueError with a sentence naming the argument and what is allowed.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.utils import make_grid
+
+from . import latent
+from .assets import ExplorerAssets, build_assets, load_assets, save_assets
+from .data import FASHION_CLASSES, load_fashion_mnist, to_image, to_tensor
+from .hub import EXPLORER_FILE, LoadedModel, load_model
+from .model import PRESETS, VAEGAN
+
+N_SLIDERS = 12  # sliders in the UI; a basis offers at most this many directions
+SLIDER_LIMIT = 3.0  # slider values are in [-3, 3]
+TEMPERATURE_RANGE = (0.0, 2.0)
+MAX_COUNT = 64
+STEPS_RANGE = (2, 64)
+MAX_SEED = 2**32 - 1
+ORIGIN_LIMIT = 100.0  # |z_i| accepted as a starting point
+DISPLAY_PX = 336  # single images are upscaled (nearest neighbour) to about this size
+GRID_PX = 720  # sample grids and strips to about this width
+GRID_PAD, GRID_PAD_VALUE = 2, 0.3
+KEEP_GIFS = 16  # GIFs kept in the temp dir (Gradio copies each into its own cache)
+UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one garment"
+BASES = {"kl": "Most informative dimensions", "pca": "Principal directions",
+         "class": "Class attributes"}
+
+
+@dataclass(frozen=True)
+class Basis:
+    key: str
+    title: str
+    matrix: torch.Tensor  # (Z, K): z = origin + matrix @ values
+    labels: tuple[str, ...]  # one slider label per column
+    info: str  # one sentence for the UI
+
+
+@dataclass
+class SampleGrid:
+    image: Image.Image  # the grid, upscaled
+    z: torch.Tensor  # (N, Z) latents, row-major as in the grid
+
+
+@dataclass
+class Reconstruction:
+    input: Image.Image  # what the model sees: the preprocessed input, upscaled
+    reconstruction: Image.Image
+    error: Image.Image  # |input - reconstruction| per pixel, white = 1
+    mse: float
+    ssim: float
+    z: torch.Tensor  # (Z,) posterior mean
+
+
+@dataclass
+class Interpolation:
+    frames: list[Image.Image]  # upscaled
+    strip: Image.Image  # all frames in a row
+    gif: Path  # animated GIF of the frames (in the explorer's temp dir)
+    z: torch.Tensor  # (T, Z)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
+    """Mean SSIM (Wang et al. 2004) of two images (C, H, W), with scikit-image's defaults:
+    7x7 uniform window, sample covariance, K1 = 0.01, K2 = 0.03, valid region only."""
+    x, y = a[None].double(), b[None].double()  # (1, C, H, W)
+    win = 7
+    if min(x.shape[-2:]) < win:
+        raise ValueError(f"ssim needs images of at least {win}x{win} pixels")
+    mean = lambda t: F.avg_pool2d(t, win, stride=1)  # noqa: E731
+    n = win * win
+    mx, my = mean(x), mean(y)
+    cov = n / (n - 1)
+    vx, vy = cov * (mean(x * x) - mx * mx), cov * (mean(y * y) - my * my)
+    vxy = cov * (mean(x * y) - mx * my)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def _number(value, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
+    """value as a float (or int) in [lo, hi], else ValueError naming the argument."""
+    kind = "a whole number" if integer else "a number"
+    span = " and ".join(str(int(b)) if float(b).is_integer() else f"{b:g}" for b in (lo, hi))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {kind} between {span}, got {value!r}") from None
+    if not math.isfinite(v) or not lo <= v <= hi or (integer and v != int(v)):
+        raise ValueError(f"{name} must be {kind} between {span}, got {value!r}")
+    return int(v) if integer else v
+
+
+def _picture(image, name: str = "image") -> Image.Image:
+    """A readable, non-empty PIL image (or a path to one), else ValueError."""
+    if image is None:
+        raise ValueError(f"{name}: no picture given; {UPLOAD_HELP}")
+    try:
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as im:
+                im.load()
+                image = im.copy()
+        elif not isinstance(image, Image.Image):
+            raise ValueError(f"{name}: expected a picture, got {type(image).__name__}; {UPLOAD_HELP}")
+        image.load()
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{name}: the file could not be read as a picture ({type(e).__name__}); "
+                         f"{UPLOAD_HELP}") from None
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"{name}: the picture is empty (0 pixels); {UPLOAD_HELP}")
+    return image
+
+
+class Explorer:
+    """Every operation of the UI on one model; bases and examples are prepared at load time."""
+
+    def __init__(self, loaded: LoadedModel, assets: ExplorerAssets | None = None,
+                 notice: str = "") -> None:
+        self.model: VAEGAN = loaded.model.eval()
+        self.config = self.model.config
+        self.spec, self.notice = loaded.spec, notice
+        z_dim = self.config.latent_dim
+        if assets is None and loaded.explorer_file is not None:
+            assets = load_assets(loaded.explorer_file, z_dim, self.config.channels, self.config.image_size)
+        self.assets = assets
+        self.scale = max(1, round(DISPLAY_PX / self.config.image_size))
+        self.bases = self._bases()
+        self.examples: list[tuple[Image.Image, str]] = []  # native-size pictures and labels
+        if assets is not None:
+            for x, y in zip(assets.example_images, assets.example_labels):
+                name = assets.class_names[int(y)] if 0 <= int(y) < len(assets.class_names) else str(int(y))
+                self.examples.append((to_image(x.float() / 255), name))
+        self._tmp = tempfile.TemporaryDirectory(prefix="vaegan-explorer-")  # removed on exit/GC
+        self._gif_count = 0
+
+    # ---- directions ------------------------------------------------------------------------
+    def _bases(self) -> dict[str, Basis]:
+        a, z_dim, k = self.assets, self.config.latent_dim, min(N_SLIDERS, self.config.latent_dim)
+        if a is None:
+            dims = torch.arange(k)
+            return {"kl": Basis("kl", "Latent dimensions", latent.one_hot_basis(dims, z_dim),
+                                tuple(f"z[{int(d)}]" for d in dims),
+                                "Directions are not precomputed for this model: the sliders move "
+                                "the first latent dimensions, one prior standard deviation per step.")}
+        dims = latent.kl_ranking(a.mean_kl)[:k]
+        bases = {"kl": Basis("kl", BASES["kl"], latent.one_hot_basis(dims, z_dim, a.z_std),
+                             tuple(f"z[{int(d)}] · KL {float(a.mean_kl[d]):.2f}" for d in dims),
+                             "Single latent dimensions, the ones that carry most information "
+                             "first; one step is one standard deviation of the data.")}
+        kp = min(k, a.pca_directions.shape[1])
+        bases["pca"] = Basis("pca", BASES["pca"], a.pca_directions[:, :kp] * a.pca_std[None, :kp],
+                             tuple(f"PC{i + 1} · {100 * float(r):.1f}% of variance"
+                                   for i, r in enumerate(a.pca_variance_ratio[:kp])),
+                             "The directions along which the training images vary most "
+                             "(as in GANSpace); one step is one standard deviation.")
+        kc = min(N_SLIDERS, a.class_vectors.shape[0])
+        if kc:
+            bases["class"] = Basis("class", BASES["class"], a.class_vectors[:kc].T.contiguous(),
+                                   tuple(f"more {n}" for n in a.class_names[:kc]),
+                                   "Mean code of a class minus the mean code of the rest "
+                                   "(Larsen et al.); one step adds one such difference.")
+        return bases
+
+    def basis(self, name: str) -> Basis:
+        if name not in self.bases:
+            raise ValueError(f"basis must be one of {sorted(self.bases)}, got {name!r}")
+        return self.bases[name]
+
+    # ---- starting points -------------------------------------------------------------------
+    def _generator(self, seed) -> torch.Generator:
+        return torch.Generator().manual_seed(_number(seed, "seed", 0, MAX_SEED, integer=True))
+
+    def seed_latent(self, seed, temperature=1.0) -> torch.Tensor:
+        """z of a seed: the first prior sample of that seed (the first cell of its grid)."""
+        t = _number(temperature, "temperature", *TEMPERATURE_RANGE)
+        return self.model.prior(1, self._generator(seed), t)[0].cpu()
+
+    def zero_latent(self) -> torch.Tensor:
+        return torch.zeros(self.config.latent_dim)
+
+    @torch.inference_mode()
+    def encode(self, image) -> torch.Tensor:
+        """A picture -> posterior mean z (Z,), through data.to_tensor."""
+        x = to_tensor(_picture(image), self.config.image_size, self.config.channels)
+        return self.model.encode(x.to(self.model.device)).mean[0].cpu()
+
+    def origin(self, z) -> torch.Tensor:
+        """Validate a starting point given as a sequence of Z finite numbers (None = zeros)."""
+        if z is None:
+            return self.zero_latent()
+        try:
+            t = torch.as_tensor(z, dtype=torch.float32).flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"origin must be a list of {self.config.latent_dim} numbers") from None
+        if t.numel() != self.config.latent_dim:
+            raise ValueError(f"origin must have {self.config.latent_dim} numbers, got {t.numel()}")
+        if not torch.isfinite(t).all() or t.abs().max() > ORIGIN_LIMIT:
+            raise ValueError(f"origin values must be finite and between {-ORIGIN_LIMIT:g} and {ORIGIN_LIMIT:g}")
+        return t
+
+    # ---- Sample ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def sample(self, seed=0, temperature=1.0, count=16) -> SampleGrid:
+        """count prior samples of a seed (std scaled by temperature) as one upscaled grid."""
+        t = _number(temperature, "temperature", *TEMPERATURE_RANGE)
+        n = _number(count, "count", 1, MAX_COUNT, integer=True)
+        z = self.model.prior(n, self._generator(seed), t)
+        x = self.model.decode(z).cpu()
+        return SampleGrid(self._grid(x, self._ncols(n)), z.cpu())
+
+    @staticmethod
+    def _ncols(n: int) -> int:
+        return math.ceil(math.sqrt(n))
+
+    def _grid_scale(self, ncols: int) -> int:
+        return max(1, round(GRID_PX / (ncols * (self.config.image_size + GRID_PAD) + GRID_PAD)))
+
+    def _grid(self, x: torch.Tensor, ncols: int) -> Image.Image:
+        g = make_grid(x, nrow=ncols, padding=GRID_PAD, pad_value=GRID_PAD_VALUE)[: self.config.channels]
+        return to_image(g, self._grid_scale(ncols))
+
+    def grid_cell(self, x: float, y: float, count) -> int | None:
+        """Index of the sample under pixel (x, y) of a grid of count samples, or None."""
+        n = _number(count, "count", 1, MAX_COUNT, integer=True)
+        ncols, cell = self._ncols(n), self.config.image_size + GRID_PAD
+        s = self._grid_scale(ncols)
+        col, row = int((x / s - GRID_PAD / 2) // cell), int((y / s - GRID_PAD / 2) // cell)
+        i = row * ncols + col
+        return i if 0 <= col < ncols and row >= 0 and i < n else None
+
+    # ---- Explore ---------------------------------------------------------------------------
+    def latent(self, values, basis: str = "kl", origin=None) -> torch.Tensor:
+        """z = origin + basis @ values (Z,), every argument validated."""
+        b = self.basis(basis)
+        k = b.matrix.shape[1]
+        vals = [_number(v, f"values[{i}]", -SLIDER_LIMIT, SLIDER_LIMIT) for i, v in enumerate(values)]
+        if any(vals[k:]):
+            raise ValueError(f"basis {basis!r} has {k} directions; values[{k}:] must be 0")
+        v = torch.zeros(k)
+        v[: min(k, len(vals))] = torch.tensor(vals[:k])
+        return latent.compose(self.origin(origin), b.matrix, v)
+
+    @torch.inference_mode()
+    def decode(self, values, basis: str = "kl", origin=None) -> Image.Image:
+        """Slider values along a basis from a starting point -> upscaled image."""
+        z = self.latent(values, basis, origin)
+        return to_image(self.model.decode(z[None].to(self.model.device)), self.scale)
+
+    # ---- Reconstruct -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def reconstruct(self, image) -> Reconstruction:
+        """A picture -> what the model sees, its reconstruction, the error map, MSE and SSIM."""
+        x = to_tensor(_picture(image), self.config.image_size, self.config.channels)[0]  # (C, H, W)
+        z = self.model.encode(x[None].to(self.model.device)).mean
+        rec = self.model.decode(z)[0].cpu()
+        err = (x - rec).abs()
+        return Reconstruction(to_image(x, self.scale), to_image(rec, self.scale),
+                              to_image(err, self.scale), float(err.pow(2).mean()), ssim(x, rec),
+                              z[0].cpu())
+
+    def example(self, index) -> Image.Image:
+        """One of the shipped test-set pictures (native size)."""
+        if not self.examples:
+            raise ValueError("this model ships no example pictures (no explorer.safetensors)")
+        return self.examples[_number(index, "index", 0, len(self.examples) - 1, integer=True)][0]
+
+    # ---- Interpolate -----------------------------------------------------------------------
+    def endpoint(self, value, name: str) -> torch.Tensor:
+        """A seed (int), a picture, or a latent (Z,) -> z."""
+        if isinstance(value, (Image.Image, str, Path)) or value is None:
+            try:
+                return self.encode(value)
+            except ValueError as e:
+                raise ValueError(f"{name}: {str(e).partition(': ')[2]}") from None
+        if isinstance(value, torch.Tensor) and value.numel() > 1:
+            return self.origin(value)
+        try:
+            return self.seed_latent(value)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+
+    @torch.inference_mode()
+    def interpolate(self, a, b, steps=8, method: str = "slerp", frame_ms: int = 120) -> Interpolation:
+        """Frames from endpoint a to b (each a seed, a picture or a z), a strip and a GIF.
+
+        The GIF holds `steps` frames unless two neighbouring frames are identical (Pillow
+        merges those); the first and last frames are held longer.
+        """
+        n = _number(steps, "steps", *STEPS_RANGE, integer=True)
+        if method not in ("lerp", "slerp"):
+            raise ValueError(f"method must be 'lerp' or 'slerp', got {method!r}")
+        za, zb = self.endpoint(a, "endpoint A"), self.endpoint(b, "endpoint B")
+        t = torch.linspace(0, 1, n)
+        z = (latent.slerp if method == "slerp" else latent.lerp)(za, zb, t)  # (T, Z)
+        x = self.model.decode(z.to(self.model.device)).cpu()
+        frames = [to_image(xi, self.scale) for xi in x]
+        ncols = min(n, 12)
+        strip = self._grid(x, ncols)
+        self._gif_count += 1
+        gif = Path(self._tmp.name) / f"interpolation-{self._gif_count:05d}.gif"
+        durations = [frame_ms] * n
+        durations[0] = durations[-1] = 4 * frame_ms
+        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+        for old in sorted(Path(self._tmp.name).glob("*.gif"))[:-KEEP_GIFS]:
+            old.unlink(missing_ok=True)
+        return Interpolation(frames, strip, gif, z)
+
+    def close(self) -> None:
+        """Remove the temp dir now (it is also removed at exit)."""
+        self._tmp.cleanup()
+
+    # ---- what the UI says about the model --------------------------------------------------
+    @property
+    def status(self) -> str:
+        c = self.config
+        lines = [f"**Model** `{self.spec}` · {c.mode} · {c.image_size}x{c.image_size}x{c.channels} "
+                 f"images · {c.latent_dim}-dimensional latent code"]
+        if self.notice:
+            lines.append(f"⚠️ {self.notice}")
+        if self.assets is None:
+            lines.append(f"⚠️ Directions are not precomputed for this model (no {EXPLORER_FILE}): "
+                         "the sliders move single latent dimensions in index order, and principal "
+                         "and class directions are unavailable. Build them with "
+                         "`python -m vaegan.explorer build WEIGHTS_DIR`.")
+        else:
+            lines.append(f"Directions computed from {self.assets.num_images:,} "
+                         f"{self.assets.source} images.")
+        return "  \n".join(lines)
+
+
+def load_explorer(spec: str, allow_random: bool = False) -> Explorer:
+    """Model spec -> Explorer; with allow_random, a missing local folder gives a randomly
+    initialised fashion-mnist model (the UI says so) instead of an error."""
+    if allow_random and not Path(spec).exists():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = VAEGAN(PRESETS["fashion-mnist"]).eval()
+        notice = (f"No trained weights found at `{spec}`: this is a randomly initialised model, "
+                  "so its images are noise. Train one with `python -m vaegan.train`.")
+        return Explorer(LoadedModel(model, "random fashion-mnist model", Path(spec), None), notice=notice)
+    return Explorer(load_model(spec))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaegan.explorer", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help=f"encode Fashion-MNIST and write WEIGHTS_DIR/{EXPLORER_FILE}")
+    b.add_argument("weights_dir", type=Path)
+    b.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX files (default: Debian's)")
+    b.add_argument("--split", choices=("train", "test"), default="train",
+                   help="images the directions are computed from (examples always come from test)")
+    b.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    b.add_argument("--examples", type=int, default=10, help="test pictures shipped for the UI")
+    b.add_argument("--batch-size", type=int, default=500)
+    args = p.parse_args(argv)
+    if not args.weights_dir.is_dir():
+        p.error(f"{args.weights_dir}: not a weights folder")
+    loaded = load_model(str(args.weights_dir))
+    images, labels = load_fashion_mnist(args.split, args.data_dir)
+    if args.limit:
+        images, labels = images[: args.limit], labels[: args.limit]
+    test_x, test_y = load_fashion_mnist("test", args.data_dir)
+    assets = build_assets(loaded.model, images, labels, FASHION_CLASSES, test_x, test_y,
+                          n_examples=args.examples, batch_size=args.batch_size,
+                          source=f"Fashion-MNIST {args.split}")
+    out = args.weights_dir / EXPLORER_FILE
+    save_assets(assets, out)
+    top = latent.kl_ranking(assets.mean_kl)[:5].tolist()
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) from {assets.num_images} images; "
+          f"most informative dims {top}; PCA variance "
+          f"{[round(float(r), 3) for r in assets.pca_variance_ratio[:5]]}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
