@@ -146,6 +146,18 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
     return result
 
 
+@torch.inference_mode()
+def save_grids(model, test_images: torch.Tensor, folder: Path, seed: int = 0) -> None:
+    """samples.png (64 prior samples) and reconstructions.png (test images above their
+    reconstructions) for the model card."""
+    from torchvision.utils import save_image
+    samples = model.sample(64, torch.Generator().manual_seed(seed)).cpu()
+    save_image(samples, folder / "samples.png", nrow=8, padding=1)
+    real = test_images[:16].float().div(255)
+    rec = model.reconstruct(real).cpu()
+    save_image(torch.cat([real, rec]), folder / "reconstructions.png", nrow=16, padding=1)
+
+
 def format_table(rows: dict[str, dict]) -> str:
     cols = ["fid", "recon_mse", "recon_ssim", "sharpness_ratio", "n"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -195,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         if out is not None:
             out.write_text(json.dumps(r, indent=2) + "\n")
             print(f"wrote {out}", file=sys.stderr)
+        if Path(spec).is_dir() and not args.quick:
+            save_grids(model, test_images, Path(spec), args.seed)
     print(format_table(rows))
     return 0
 

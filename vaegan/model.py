@@ -35,6 +35,8 @@ class VAEGANConfig:
     disc_widths: tuple[int, ...] = (64, 128)
     # decoder loss = gamma * L_llike + L_GAN (Larsen's gamma, weighting content vs style)
     gamma: float = 1e-2
+    # discriminator normalisation: "spectral" (Miyato et al. 2018) or "none"
+    disc_norm: str = "none"
     mode: str = "vaegan"  # "vaegan" or "vae" (pixel likelihood, no discriminator)
 
     def __post_init__(self) -> None:
@@ -49,6 +51,8 @@ class VAEGANConfig:
                     f"image_size {self.image_size} must be divisible by 2**len({name}) "
                     f"= {2 ** len(ws)}"
                 )
+        if self.disc_norm not in ("none", "spectral"):
+            raise ValueError(f"disc_norm must be 'none' or 'spectral', got {self.disc_norm!r}")
         if self.channels not in (1, 3) or self.latent_dim < 1:
             raise ValueError("channels must be 1 or 3 and latent_dim >= 1")
 
@@ -160,6 +164,11 @@ class Discriminator(nn.Module):
         self.convs = nn.Sequential(*[_down(ws[i], ws[i + 1], norm=False) for i in range(len(c.disc_widths))])
         side = c.image_size // 2 ** len(c.disc_widths)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(c.disc_widths[-1] * side * side, 1))
+        if c.disc_norm == "spectral":
+            sn = nn.utils.parametrizations.spectral_norm
+            for block in self.convs:
+                block[0] = sn(block[0])
+            self.head[1] = sn(self.head[1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, C, H, W) in [0, 1] -> (logits (B,), features Dis_l(x) (B, C_l, h, w))."""

@@ -144,6 +144,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="fashion-mnist", choices=sorted(PRESETS))
     p.add_argument("--mode", default="vaegan", choices=["vaegan", "vae"])
     p.add_argument("--gamma", type=float, default=None, help="override the preset's gamma")
+    p.add_argument("--disc-norm", default=None, choices=["none", "spectral"],
+                   help="override the preset's discriminator normalisation")
     p.add_argument("--latent-dim", type=int, default=None, help="override the preset's latent size")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"mode": args.mode}
         if args.gamma is not None:
             overrides["gamma"] = args.gamma
+        if args.disc_norm is not None:
+            overrides["disc_norm"] = args.disc_norm
         if args.latent_dim is not None:
             overrides["latent_dim"] = args.latent_dim
         config = dataclasses.replace(PRESETS[args.preset], **overrides)
