@@ -1,12 +1,21 @@
 """Shared fixtures: a tiny random model folder with explorer assets built from the shipped
 Fashion-MNIST sample (tests/data/fashion-mnist-sample: 1000 test images)."""
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
+# Gradio's upload/output cache for the whole test session, removed at the end (set before
+# gradio is imported anywhere, since it reads the variable at import time).
+GRADIO_TMP = Path(tempfile.mkdtemp(prefix="vaegan-tests-gradio-"))
+os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_TMP)
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from vaegan.hub import load_model
-from vaegan.model import PRESETS, VAEGAN
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from vaegan.hub import load_model  # noqa: E402
+from vaegan.model import PRESETS, VAEGAN  # noqa: E402
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "fashion-mnist-sample"
 
@@ -29,3 +38,9 @@ def explorer(tiny_folder):
     ex = Explorer(load_model(str(tiny_folder)))
     yield ex
     ex.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_gradio_cache():
+    yield
+    shutil.rmtree(GRADIO_TMP, ignore_errors=True)

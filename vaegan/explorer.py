@@ -34,7 +34,7 @@ STEPS_RANGE = (2, 64)
 MAX_SEED = 2**32 - 1
 ORIGIN_LIMIT = 100.0  # |z_i| accepted as a starting point
 DISPLAY_PX = 336  # single images are upscaled (nearest neighbour) to about this size
-GRID_PX = 720  # sample grids and strips to about this width
+GRID_PX = 640  # sample grids and frame sheets: upscaled by the largest integer that fits
 GRID_PAD, GRID_PAD_VALUE = 2, 0.3
 KEEP_GIFS = 16  # GIFs kept in the temp dir (Gradio copies each into its own cache)
 UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one garment"
@@ -70,7 +70,7 @@ class Reconstruction:
 @dataclass
 class Interpolation:
     frames: list[Image.Image]  # upscaled
-    strip: Image.Image  # all frames in a row
+    strip: Image.Image  # all frames as one sheet, in reading order
     gif: Path  # animated GIF of the frames (in the explorer's temp dir)
     z: torch.Tensor  # (T, Z)
 
@@ -228,7 +228,7 @@ class Explorer:
         return math.ceil(math.sqrt(n))
 
     def _grid_scale(self, ncols: int) -> int:
-        return max(1, round(GRID_PX / (ncols * (self.config.image_size + GRID_PAD) + GRID_PAD)))
+        return max(1, GRID_PX // (ncols * (self.config.image_size + GRID_PAD) + GRID_PAD))
 
     def _grid(self, x: torch.Tensor, ncols: int) -> Image.Image:
         g = make_grid(x, nrow=ncols, padding=GRID_PAD, pad_value=GRID_PAD_VALUE)[: self.config.channels]
@@ -309,8 +309,7 @@ class Explorer:
         z = (latent.slerp if method == "slerp" else latent.lerp)(za, zb, t)  # (T, Z)
         x = self.model.decode(z.to(self.model.device)).cpu()
         frames = [to_image(xi, self.scale) for xi in x]
-        ncols = min(n, 12)
-        strip = self._grid(x, ncols)
+        strip = self._grid(x, max(min(n, 5), self._ncols(n)))  # frames in reading order
         self._gif_count += 1
         gif = Path(self._tmp.name) / f"interpolation-{self._gif_count:05d}.gif"
         durations = [frame_ms] * n

@@ -1,0 +1,269 @@
+"""VAE-GAN Latent Explorer: the Gradio UI. Everything it does is a method of
+vaegan.explorer.Explorer; this file only lays out components and wires events.
+
+    python app.py [--model weights/fashion-mnist | org/name@rev] [--host 127.0.0.1] [--port 7860]
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from vaegan.explorer import (MAX_COUNT, MAX_SEED, N_SLIDERS, SLIDER_LIMIT,  # noqa: E402
+                             STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer, load_explorer)
+
+DEFAULT_MODEL = os.path.relpath(Path(__file__).resolve().parent / "weights" / "fashion-mnist")
+MAX_FILE_SIZE = "10mb"
+DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an hour
+# System fonts only: the page makes no requests beyond this server.
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="pink", neutral_hue="slate",
+                       font=["ui-sans-serif", "system-ui", "sans-serif"],
+                       font_mono=["ui-monospace", "monospace"])
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+.fill img { width: 100%; height: 100%; object-fit: contain; }
+.gradio-container { max-width: 1180px !important; margin: auto; }
+#status { font-size: 0.9em; opacity: 0.85; }
+.explain { margin-bottom: 0.2em; }
+"""
+
+
+def _friendly(fn):
+    """Explorer's ValueErrors (bad arguments, bad pictures) become a gr.Error sentence."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            raise gr.Error(str(e)[0].upper() + str(e)[1:]) from None
+    return wrapper
+
+
+def _image(label: str, height: int = 380, **kw) -> gr.Image:
+    return gr.Image(label=label, format="png", type="pil", interactive=False, height=height,
+                    elem_classes="pixelated", buttons=["download", "fullscreen"], **kw)
+
+
+def _upload(label: str, **kw) -> gr.Image:
+    """An image input whose unreadable uploads (not a picture, truncated) get a clear gr.Error
+    instead of an anonymous server error. (Patched on the instance: subclassing a Gradio
+    component would make Gradio write an app.pyi stub next to this file.)"""
+    box = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"],
+                   format="png", height=300, elem_classes=["pixelated", "fill"], **kw)
+    preprocess = box.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except (OSError, SyntaxError, ValueError):
+            raise gr.Error(f"That file could not be read as a picture; {UPLOAD_HELP}.") from None
+    box.preprocess = checked
+    return box
+
+
+def create_demo(ex: Explorer) -> gr.Blocks:
+    basis0 = next(iter(ex.bases))
+    zero, start = ex.zero_latent().tolist(), ex.seed_latent(0).tolist()
+    first = ex.sample(0, 1.0, 16)
+    b0 = ex.basis(basis0)
+
+    # ---- handlers: one to three lines each, all work in Explorer -------------------------
+    @_friendly
+    def sample(seed, temperature, count):
+        g = ex.sample(seed, temperature, count)
+        return g.image, g.z.tolist()
+
+    @_friendly
+    def decode(basis, origin, **values):  # values: slider_1 ... slider_N
+        return ex.decode([values[f"slider_{i + 1}"] for i in range(N_SLIDERS)], basis, origin)
+
+    @_friendly
+    def reconstruct(image):
+        r = ex.reconstruct(image)
+        return r.input, r.reconstruction, r.error, f"**MSE** {r.mse:.4f} · **SSIM** {r.ssim:.3f}", r.z.tolist()
+
+    @_friendly
+    def interpolate(a_kind, a_seed, a_image, b_kind, b_seed, b_image, steps, method):
+        r = ex.interpolate(a_image if a_kind == "Picture" else a_seed,
+                           b_image if b_kind == "Picture" else b_seed, steps, method)
+        return r.strip, str(r.gif)
+
+    def slider_updates(basis):
+        b = ex.basis(basis)
+        k = b.matrix.shape[1]
+        return [gr.Slider(value=0, label=b.labels[i] if i < k else "", visible=i < k) for i in range(N_SLIDERS)]
+
+    @_friendly
+    def set_basis(basis, origin):  # new basis: relabel sliders, zero them, decode once
+        return *slider_updates(basis), ex.basis(basis).info, ex.decode([], basis, origin)
+
+    @_friendly
+    def reset(basis, origin):
+        return *[0.0] * N_SLIDERS, ex.decode([], basis, origin)
+
+    @_friendly
+    def go_explore(z, where, basis):  # a new starting point: sliders to 0, one decode
+        return gr.Tabs(selected="explore"), z, f"Starting point: {where}", *[0.0] * N_SLIDERS, ex.decode([], basis, z)
+
+    def pick_sample(zs, basis, evt: gr.SelectData):
+        i = ex.grid_cell(evt.index[0], evt.index[1], len(zs))
+        return go_explore(zs[i], f"sample {i + 1} of the Sample tab", basis) if i is not None else [gr.skip()] * (4 + N_SLIDERS)
+
+    def edit_in_explore(z, basis):
+        if not z:
+            raise gr.Error("Reconstruct a picture first, then edit it in Explore.")
+        return go_explore(z, "the reconstructed picture", basis)
+
+    def pick_example(evt: gr.SelectData):
+        return ex.example(evt.index), *reconstruct(ex.example(evt.index))
+
+    # ---- layout ------------------------------------------------------------------------------
+    with gr.Blocks(title="VAE-GAN Latent Explorer", analytics_enabled=False,
+                   delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown("# VAE-GAN Latent Explorer\nA VAE/GAN (Larsen et al. 2016) squeezes each "
+                    "picture into a short list of numbers, its *latent code*, and paints "
+                    "pictures back from such codes. Here you can see what those numbers mean.")
+        gr.Markdown(ex.status, elem_id="status")
+        with gr.Tabs(selected="sample") as tabs:
+            with gr.Tab("Sample", id="sample"):
+                gr.Markdown("Pick random codes and let the model paint them. Same seed, same "
+                            "pictures. Click a picture to explore it.", elem_classes="explain")
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=240):
+                        with gr.Row():
+                            seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3)
+                            dice = gr.Button("🎲 Random", scale=1, min_width=90)
+                        temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature",
+                                                info="Spread of the random codes: low = typical, high = unusual")
+                        count = gr.Slider(1, MAX_COUNT, value=16, step=1, label="How many")
+                        sample_btn = gr.Button("Sample", variant="primary")
+                    with gr.Column(scale=3):
+                        grid = _image("Samples (click one to explore it)", height=660, value=first.image)
+                samples_z = gr.State(first.z.tolist())
+
+            with gr.Tab("Explore", id="explore"):
+                gr.Markdown("Each slider pushes the code in one direction; watch the picture "
+                            "change as you drag.", elem_classes="explain")
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=320):
+                        explore_image = _image("Decoded picture", value=ex.decode([], basis0, start))
+                        origin_md = gr.Markdown("Starting point: seed 0")
+                        origin = gr.JSON(start, visible=False)
+                        reset_btn = gr.Button("Reset sliders to the starting point", variant="primary")
+                        with gr.Row(equal_height=True):
+                            origin_seed = gr.Number(0, label="Seed", precision=0, minimum=0,
+                                                    maximum=MAX_SEED, min_width=90, scale=1)
+                            seed_btn = gr.Button("Start at this seed", scale=1)
+                            zero_btn = gr.Button("Start at the origin (z = 0)", scale=1)
+                    with gr.Column(scale=3):
+                        basis = gr.Radio([(b.title, k) for k, b in ex.bases.items()], value=basis0,
+                                         label="Directions")
+                        basis_info = gr.Markdown(ex.basis(basis0).info)
+                        sliders = []
+                        for i in range(0, N_SLIDERS, 2):
+                            with gr.Row():
+                                for j in (i, i + 1):
+                                    sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0, step=0.05,
+                                                             label=b0.labels[j] if j < len(b0.labels) else "",
+                                                             visible=j < len(b0.labels), min_width=200))
+
+            with gr.Tab("Reconstruct", id="reconstruct"):
+                gr.Markdown("Show the model a picture: it turns it into a code and paints the "
+                            "code back. The difference shows what it could not keep.",
+                            elem_classes="explain")
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        upload = _upload("Your picture (one garment)")
+                        recon_btn = gr.Button("Reconstruct", variant="primary")
+                    with gr.Column(scale=2):
+                        gallery = gr.Gallery([(im, name) for im, name in ex.examples], label="Or pick a test-set example",
+                                             columns=5, height="auto", allow_preview=False, format="png",
+                                             elem_classes="pixelated", visible=bool(ex.examples))
+                        metrics = gr.Markdown("Upload a picture or pick an example.", label="Metrics")
+                        edit_btn = gr.Button("Edit in Explore: start the sliders at this picture")
+                with gr.Row():
+                    seen = _image("What the model sees (28x28 input)")
+                    recon = _image("Its reconstruction")
+                    error = _image("Absolute error (white = 1)")
+                with gr.Accordion("Latent code (posterior mean)", open=False):
+                    recon_z = gr.JSON(label="z")
+
+            with gr.Tab("Interpolate", id="interpolate"):
+                gr.Markdown("Walk in a straight line (or along a sphere) from one code to "
+                            "another and watch one picture morph into the other.",
+                            elem_classes="explain")
+                ends, kinds = [], []
+                with gr.Row():
+                    for name, s0 in (("A", 1), ("B", 2)):
+                        with gr.Column(min_width=260):
+                            kind = gr.Radio(["Seed", "Picture"], value="Seed", label=f"Endpoint {name}")
+                            s = gr.Number(s0, label=f"Seed {name}", precision=0, minimum=0, maximum=MAX_SEED)
+                            im = _upload(f"Picture {name}", visible=False)
+                            ends += [kind, s, im]
+                            kinds.append((kind, s, im))
+                    with gr.Column(min_width=260):
+                        steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="Steps")
+                        method = gr.Radio([("Spherical (slerp)", "slerp"), ("Linear (lerp)", "lerp")],
+                                          value="slerp", label="Path")
+                        interp_btn = gr.Button("Interpolate", variant="primary")
+                with gr.Row():
+                    gif = gr.Image(label="Animation (GIF: download button, top right)", type="filepath",
+                                   interactive=False, height=380, elem_classes="pixelated",
+                                   buttons=["download"], scale=1)
+                    strip = _image("Frames, in reading order", scale=2)
+
+        # ---- events: public ones have verb api_names, helpers are private ------------------
+        dice.click(None, None, seed, js=f"() => Math.floor(Math.random() * {MAX_SEED + 1})")
+        gr.on([sample_btn.click, seed.submit], sample, [seed, temperature, count], [grid, samples_z],
+              api_name="sample")
+        gr.on([s.input for s in sliders] + [s.release for s in sliders], decode,
+              [basis, origin], explore_image, api_name="decode",
+              inputs_kwargs={f"slider_{i + 1}": s for i, s in enumerate(sliders)},
+              trigger_mode="always_last", show_progress="hidden")
+        explore_outputs = [tabs, origin, origin_md, *sliders, explore_image]
+        grid.select(pick_sample, [samples_z, basis], explore_outputs, api_visibility="private")
+        basis.input(set_basis, [basis, origin], [*sliders, basis_info, explore_image], api_visibility="private")
+        reset_btn.click(reset, [basis, origin], [*sliders, explore_image], api_visibility="private")
+        zero_btn.click(lambda b: go_explore(zero, "the origin (all zeros)", b), basis, explore_outputs,
+                       api_visibility="private")
+        seed_btn.click(lambda s, b: go_explore(ex.seed_latent(s).tolist(), f"seed {int(s)}", b),
+                       [origin_seed, basis], explore_outputs, api_visibility="private")
+        recon_outputs = [seen, recon, error, metrics, recon_z]
+        gr.on([recon_btn.click, upload.upload], reconstruct, upload, recon_outputs, api_name="reconstruct")
+        gallery.select(pick_example, None, [upload, *recon_outputs], api_visibility="private")
+        edit_btn.click(edit_in_explore, [recon_z, basis], explore_outputs, api_visibility="private")
+        for kind, s, im in kinds:  # show the seed box or the picture box
+            kind.input(lambda k: (gr.Number(visible=k == "Seed"), gr.Image(visible=k == "Picture")),
+                       kind, [s, im], api_visibility="private", queue=False)
+        interp_btn.click(interpolate, [*ends, steps, method], [strip, gif], api_name="interpolate")
+    return demo
+
+
+def _default_spec() -> str:
+    return os.environ.get("VAEGAN_MODEL", DEFAULT_MODEL)
+
+
+demo = create_demo(load_explorer(_default_spec(), allow_random=_default_spec() == DEFAULT_MODEL))
+
+
+def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
+    """The one place the app is launched: safe defaults (no share, no extra paths, no SSR)."""
+    return blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
+                         max_file_size=MAX_FILE_SIZE, share=False, show_error=False, **kw)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="VAE-GAN Latent Explorer")
+    p.add_argument("--model", default=_default_spec(), help="weights folder or Hub repo id (org/name@rev)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    args = p.parse_args()
+    if args.model != _default_spec():
+        demo = create_demo(load_explorer(args.model))
+    launch(demo, args.host, args.port)
