@@ -144,7 +144,7 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                         count = gr.Slider(1, MAX_COUNT, value=16, step=1, label="How many")
                         sample_btn = gr.Button("Sample", variant="primary")
                     with gr.Column(scale=3):
-                        grid = _image("Samples (click one to explore it)", height=660, value=first.image)
+                        grid = _image("Samples (click one to explore it)", height=660, value=first.image, elem_id="sample-grid")
                 samples_z = gr.State(first.z.tolist())
 
             with gr.Tab("Explore", id="explore"):
@@ -152,10 +152,10 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                             "change as you drag.", elem_classes="explain")
                 with gr.Row():
                     with gr.Column(scale=2, min_width=320):
-                        explore_image = _image("Decoded picture", value=ex.decode([], basis0, start))
-                        origin_md = gr.Markdown("Starting point: seed 0")
+                        explore_image = _image("Decoded picture", value=ex.decode([], basis0, start), elem_id="explore-image")
+                        origin_md = gr.Markdown("Starting point: seed 0", elem_id="origin-label")
                         origin = gr.JSON(start, visible=False)
-                        reset_btn = gr.Button("Reset sliders to the starting point", variant="primary")
+                        reset_btn = gr.Button("Reset sliders to the starting point", variant="primary", elem_id="reset")
                         with gr.Row(equal_height=True):
                             origin_seed = gr.Number(0, label="Seed", precision=0, minimum=0,
                                                     maximum=MAX_SEED, min_width=90, scale=1)
@@ -171,7 +171,8 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                                 for j in (i, i + 1):
                                     sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0, step=0.05,
                                                              label=b0.labels[j] if j < len(b0.labels) else "",
-                                                             visible=j < len(b0.labels), min_width=200))
+                                                             visible=j < len(b0.labels), min_width=200,
+                                                             elem_id=f"slider-{j + 1}"))
 
             with gr.Tab("Reconstruct", id="reconstruct"):
                 gr.Markdown("Show the model a picture: it turns it into a code and paints the "

@@ -1,0 +1,172 @@
+"""The app in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright):
+dragging a slider changes the picture, and the last picture matches the last slider value."""
+import io
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+from vaegan.explorer import Explorer
+from vaegan.hub import load_model
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+if not CHROMIUM.exists():
+    if os.environ.get("VAEGAN_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"{CHROMIUM} is missing and VAEGAN_REQUIRE_BROWSER=1: "
+                           "apt-get install chromium chromium-driver")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium chromium-driver); "
+                "browser tests skipped", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def explorer_tiny(tiny_folder):
+    ex = Explorer(load_model(str(tiny_folder)))
+    yield ex
+    ex.close()
+
+
+@pytest.fixture(scope="module")
+def server(explorer_tiny):
+    demo = app.create_demo(explorer_tiny)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo, f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    demo, url = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.requests, page.joins = [], []  # every URL asked for; every event sent to the queue
+
+    def on_request(request):
+        page.requests.append(request.url)
+        if "/queue/join" in request.url and request.post_data:
+            fn = demo.fns[json.loads(request.post_data)["fn_index"]]
+            page.joins.append(fn.name)
+    page.on("request", on_request)
+    page.goto(url + "/", wait_until="load")
+    page.get_by_role("tab", name="Explore").wait_for()
+    yield page
+    page.close()
+
+
+def _src(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} img").first.get_attribute("src") or ""
+
+
+def _wait_src_change(page, elem_id: str, old: str) -> str:
+    page.wait_for_function(
+        "([id, old]) => { const i = document.querySelector(`#${id} img`); return i && i.src && i.src !== old; }",
+        arg=[elem_id, old], timeout=15000)
+    return _src(page, elem_id)
+
+
+def _fetch(page, src: str) -> np.ndarray:
+    body = page.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def _slider_values(page, n: int) -> list[float]:
+    """The first n sliders' values (the tiny model's bases have 8 directions, so 8 are shown)."""
+    return [float(page.locator(f"#slider-{i + 1} input[type=number]").input_value() or 0)
+            for i in range(n)]
+
+
+def test_dragging_a_slider_changes_the_picture(page, explorer_tiny, server):
+    page.get_by_role("tab", name="Explore").click()
+    before = _src(page, "explore-image")
+    assert before
+    first = _fetch(page, before)
+    track = page.locator("#slider-1 input[type=range]")
+    box = track.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    for k in range(1, 21):  # drag to the right in 20 moves
+        page.mouse.move(box["x"] + box["width"] / 2 + k * box["width"] * 0.45 / 20, y)
+    page.mouse.up()
+    after = _wait_src_change(page, "explore-image", before)
+    page.wait_for_timeout(1500)  # let always_last deliver the final decode
+    after = _src(page, "explore-image")
+    shown = _fetch(page, after)
+    assert shown.shape == first.shape == (336, 336)
+    assert not np.array_equal(shown, first)
+    values = _slider_values(page, 8)
+    assert values[0] > 1.0 and values[1:] == [0.0] * 7
+    assert not page.locator("#slider-9").is_visible()  # only as many sliders as directions
+    # the last picture is the decode of the last slider position (no stale frame wins)
+    origin = explorer_tiny.seed_latent(0).tolist()
+    assert np.array_equal(shown, np.asarray(explorer_tiny.decode(values, "kl", origin)))
+    # always_last: far fewer decodes than moves, and at least one while dragging
+    assert 1 <= page.joins.count("decode") <= 21
+
+
+def test_reset_sets_every_slider_with_one_request(page, explorer_tiny):
+    page.get_by_role("tab", name="Explore").click()
+    for i in (1, 2):
+        page.locator(f"#slider-{i} input[type=number]").fill("1.5")
+        page.locator(f"#slider-{i} input[type=number]").press("Enter")
+    page.locator("#origin-label").click()  # blur the number box (leaving it also decodes)
+    page.wait_for_timeout(1500)
+    moved = _src(page, "explore-image")
+    assert _slider_values(page, 2) == [1.5, 1.5]
+    page.joins.clear()
+    page.locator("#reset").click()
+    _wait_src_change(page, "explore-image", moved)
+    page.wait_for_timeout(1000)
+    assert _slider_values(page, 8) == [0.0] * 8
+    assert page.joins == ["reset"], page.joins  # one request: no decode per slider
+    origin = explorer_tiny.seed_latent(0).tolist()
+    assert np.array_equal(_fetch(page, _src(page, "explore-image")),
+                          np.asarray(explorer_tiny.decode([], "kl", origin)))
+
+
+def test_clicking_a_sample_opens_it_in_explore(page, explorer_tiny):
+    grid = page.locator("#sample-grid img").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)  # first cell
+    page.locator("#origin-label", has_text="sample 1 of the Sample tab").wait_for(timeout=15000)
+    z = explorer_tiny.sample(0, 1.0, 16).z[0].tolist()
+    page.wait_for_timeout(500)
+    assert np.array_equal(_fetch(page, _src(page, "explore-image")),
+                          np.asarray(explorer_tiny.decode([], "kl", z)))
+
+
+def test_a_bad_upload_shows_a_sentence_and_no_trace(page, tmp_path):
+    page.get_by_role("tab", name="Reconstruct").click()
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not a picture")
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    page.get_by_text("That file could not be read as a picture").first.wait_for(timeout=15000)
+    assert "Traceback" not in page.content()
+
+
+def test_the_page_only_talks_to_this_server(page, server):
+    page.wait_for_timeout(500)
+    _, url = server
+    foreign = [u for u in page.requests if not u.startswith((url, "data:", "blob:"))]
+    assert not foreign, foreign
