@@ -10,7 +10,8 @@ from vaegan.train import make_optimizers, routed_grads, train_step, vaegan_losse
 
 CONFIGS = {
     "gray28": VAEGANConfig(image_size=28, channels=1, latent_dim=8, widths=(4, 8), disc_widths=(4, 8)),
-    "rgb64": VAEGANConfig(image_size=64, channels=3, latent_dim=16, widths=(4, 8, 8), disc_widths=(4, 8, 8)),
+    "rgb64": VAEGANConfig(image_size=64, channels=3, latent_dim=16, widths=(4, 8, 8), disc_widths=(4, 8, 8),
+                          disc_norm="none"),
 }
 
 
@@ -111,6 +112,7 @@ def test_gan_term_gives_no_gradient_to_the_encoder():
     the encoder's routed gradient must stay the same, the decoder's must not."""
     torch.manual_seed(0)
     m = VAEGAN(CONFIGS["gray28"])
+    m.discriminator.eval()  # freeze spectral norm's power iteration between the two passes
     x = torch.rand(8, 1, 28, 28)
     g1, l1 = routed_grads(m, x, torch.Generator().manual_seed(0))
     with torch.no_grad():

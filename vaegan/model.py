@@ -32,11 +32,14 @@ class VAEGANConfig:
     channels: int = 1
     latent_dim: int = 32
     widths: tuple[int, ...] = (64, 128)
-    disc_widths: tuple[int, ...] = (64, 128)
-    # decoder loss = gamma * L_llike + L_GAN (Larsen's gamma, weighting content vs style)
-    gamma: float = 1e-2
-    # discriminator normalisation: "spectral" (Miyato et al. 2018) or "none"
-    disc_norm: str = "none"
+    disc_widths: tuple[int, ...] = (32, 64)
+    # decoder loss = gamma * L_llike + L_GAN (Larsen's gamma, weighting content vs style);
+    # 0.2 gave cleaner reconstructions than 0.02 and 0.05 in short trials on Fashion-MNIST
+    gamma: float = 0.2
+    # discriminator normalisation: "spectral" (Miyato et al. 2018) or "none"; spectral
+    # keeps the scale of the similarity features Dis_l bounded and removed the checkerboard
+    # texture that the unnormalised discriminator let through
+    disc_norm: str = "spectral"
     mode: str = "vaegan"  # "vaegan" or "vae" (pixel likelihood, no discriminator)
 
     def __post_init__(self) -> None:
@@ -78,7 +81,7 @@ class VAEGANConfig:
 
 PRESETS: dict[str, VAEGANConfig] = {
     # the shipped Fashion-MNIST model
-    "fashion-mnist": VAEGANConfig(disc_widths=(32, 64)),
+    "fashion-mnist": VAEGANConfig(),
     # small config for tests and quick experiments
     "tiny": VAEGANConfig(latent_dim=8, widths=(4, 8), disc_widths=(4, 8)),
     # 64x64 RGB (e.g. faces, as in the paper)
