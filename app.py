@@ -45,6 +45,17 @@ def _friendly(fn):
     return wrapper
 
 
+def _metrics(mse: float, ssim: float) -> str:
+    return f"**MSE** {mse:.4f} · **SSIM** {ssim:.3f}"
+
+
+def _slider_updates(labels: tuple[str, ...], dicts: bool = False) -> list:
+    """N_SLIDERS slider states for a basis with these labels: zeroed, extra ones hidden."""
+    states = [{"value": 0.0, "label": labels[i] if i < len(labels) else "", "visible": i < len(labels)}
+              for i in range(N_SLIDERS)]
+    return states if dicts else [gr.Slider(**st) for st in states]
+
+
 def _image(label: str, height: int = 380, **kw) -> gr.Image:
     return gr.Image(label=label, format="png", type="pil", interactive=False, height=height,
                     elem_classes="pixelated", buttons=["download", "fullscreen"], **kw)
@@ -68,12 +79,13 @@ def _upload(label: str, **kw) -> gr.Image:
 
 
 def create_demo(ex: Explorer) -> gr.Blocks:
+    """The whole UI for one Explorer; initial pictures are computed here, once."""
     basis0 = next(iter(ex.bases))
+    b0 = ex.basis(basis0)
     zero, start = ex.zero_latent().tolist(), ex.seed_latent(0).tolist()
     first = ex.sample(0, 1.0, 16)
-    b0 = ex.basis(basis0)
 
-    # ---- handlers: one to three lines each, all work in Explorer -------------------------
+    # ---- handlers: one to three lines each, the work is in Explorer ---------------------
     @_friendly
     def sample(seed, temperature, count):
         g = ex.sample(seed, temperature, count)
@@ -86,7 +98,7 @@ def create_demo(ex: Explorer) -> gr.Blocks:
     @_friendly
     def reconstruct(image):
         r = ex.reconstruct(image)
-        return r.input, r.reconstruction, r.error, f"**MSE** {r.mse:.4f} · **SSIM** {r.ssim:.3f}", r.z.tolist()
+        return r.input, r.reconstruction, r.error, _metrics(r.mse, r.ssim), r.z.tolist()
 
     @_friendly
     def interpolate(a_kind, a_seed, a_image, b_kind, b_seed, b_image, steps, method):
@@ -94,26 +106,28 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                            b_image if b_kind == "Picture" else b_seed, steps, method)
         return r.strip, str(r.gif)
 
-    def slider_updates(basis):
+    @_friendly
+    def set_basis(basis, origin):  # relabel and zero the sliders, decode once
         b = ex.basis(basis)
-        k = b.matrix.shape[1]
-        return [gr.Slider(value=0, label=b.labels[i] if i < k else "", visible=i < k) for i in range(N_SLIDERS)]
+        return *_slider_updates(b.labels), b.info, ex.decode([], basis, origin)
 
     @_friendly
-    def set_basis(basis, origin):  # new basis: relabel sliders, zero them, decode once
-        return *slider_updates(basis), ex.basis(basis).info, ex.decode([], basis, origin)
-
-    @_friendly
-    def reset(basis, origin):
+    def reset(basis, origin):  # all sliders to 0 and one decode, from one handler
         return *[0.0] * N_SLIDERS, ex.decode([], basis, origin)
 
     @_friendly
-    def go_explore(z, where, basis):  # a new starting point: sliders to 0, one decode
-        return gr.Tabs(selected="explore"), z, f"Starting point: {where}", *[0.0] * N_SLIDERS, ex.decode([], basis, z)
+    def go_explore(z, where, basis):  # a new starting point: open Explore there
+        return (gr.Tabs(selected="explore"), z, f"Starting point: {where}", *[0.0] * N_SLIDERS,
+                ex.decode([], basis, z))
+
+    @_friendly
+    def start_at_seed(seed, basis):
+        return go_explore(ex.seed_latent(seed).tolist(), f"seed {seed}", basis)
 
     def pick_sample(zs, basis, evt: gr.SelectData):
         i = ex.grid_cell(evt.index[0], evt.index[1], len(zs))
-        return go_explore(zs[i], f"sample {i + 1} of the Sample tab", basis) if i is not None else [gr.skip()] * (4 + N_SLIDERS)
+        skip = [gr.skip()] * (4 + N_SLIDERS)  # a click on the gap between pictures
+        return skip if i is None else go_explore(zs[i], f"sample {i + 1} of the Sample tab", basis)
 
     def edit_in_explore(z, basis):
         if not z:
@@ -121,9 +135,10 @@ def create_demo(ex: Explorer) -> gr.Blocks:
         return go_explore(z, "the reconstructed picture", basis)
 
     def pick_example(evt: gr.SelectData):
-        return ex.example(evt.index), *reconstruct(ex.example(evt.index))
+        picture = ex.example(evt.index)
+        return picture, *reconstruct(picture)
 
-    # ---- layout ------------------------------------------------------------------------------
+    # ---- layout -----------------------------------------------------------------------------
     with gr.Blocks(title="VAE-GAN Latent Explorer", analytics_enabled=False,
                    delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# VAE-GAN Latent Explorer\nA VAE/GAN (Larsen et al. 2016) squeezes each "
@@ -137,42 +152,46 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=240):
                         with gr.Row():
-                            seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3)
+                            seed = gr.Number(0, label="Seed", precision=0, minimum=0,
+                                             maximum=MAX_SEED, scale=3)
                             dice = gr.Button("🎲 Random", scale=1, min_width=90)
-                        temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature",
-                                                info="Spread of the random codes: low = typical, high = unusual")
+                        temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05,
+                                                label="Temperature", info="Spread of the random "
+                                                "codes: low = typical, high = unusual")
                         count = gr.Slider(1, MAX_COUNT, value=16, step=1, label="How many")
                         sample_btn = gr.Button("Sample", variant="primary")
                     with gr.Column(scale=3):
-                        grid = _image("Samples (click one to explore it)", height=660, value=first.image, elem_id="sample-grid")
-                samples_z = gr.State(first.z.tolist())
+                        grid = _image("Samples (click one to explore it)", height=660,
+                                      value=first.image, elem_id="sample-grid")
+                samples_z = gr.State(first.z.tolist())  # the codes behind the grid
 
             with gr.Tab("Explore", id="explore"):
                 gr.Markdown("Each slider pushes the code in one direction; watch the picture "
                             "change as you drag.", elem_classes="explain")
                 with gr.Row():
                     with gr.Column(scale=2, min_width=320):
-                        explore_image = _image("Decoded picture", value=ex.decode([], basis0, start), elem_id="explore-image")
+                        explore_image = _image("Decoded picture", value=ex.decode([], basis0, start),
+                                               elem_id="explore-image")
                         origin_md = gr.Markdown("Starting point: seed 0", elem_id="origin-label")
-                        origin = gr.JSON(start, visible=False)
-                        reset_btn = gr.Button("Reset sliders to the starting point", variant="primary", elem_id="reset")
+                        origin = gr.JSON(start, visible=False)  # the starting point's z
+                        reset_btn = gr.Button("Reset sliders to the starting point",
+                                              variant="primary", elem_id="reset")
                         with gr.Row(equal_height=True):
                             origin_seed = gr.Number(0, label="Seed", precision=0, minimum=0,
-                                                    maximum=MAX_SEED, min_width=90, scale=1)
-                            seed_btn = gr.Button("Start at this seed", scale=1)
-                            zero_btn = gr.Button("Start at the origin (z = 0)", scale=1)
+                                                    maximum=MAX_SEED, min_width=90)
+                            seed_btn = gr.Button("Start at this seed")
+                            zero_btn = gr.Button("Start at the origin (z = 0)")
                     with gr.Column(scale=3):
                         basis = gr.Radio([(b.title, k) for k, b in ex.bases.items()], value=basis0,
                                          label="Directions")
-                        basis_info = gr.Markdown(ex.basis(basis0).info)
-                        sliders = []
-                        for i in range(0, N_SLIDERS, 2):
+                        basis_info = gr.Markdown(b0.info)
+                        sliders, states = [], _slider_updates(b0.labels, dicts=True)
+                        for i in range(0, N_SLIDERS, 2):  # two per row, the first ones matter most
                             with gr.Row():
                                 for j in (i, i + 1):
-                                    sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, value=0, step=0.05,
-                                                             label=b0.labels[j] if j < len(b0.labels) else "",
-                                                             visible=j < len(b0.labels), min_width=200,
-                                                             elem_id=f"slider-{j + 1}"))
+                                    sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, step=0.05,
+                                                             min_width=200, elem_id=f"slider-{j + 1}",
+                                                             **states[j]))
 
             with gr.Tab("Reconstruct", id="reconstruct"):
                 gr.Markdown("Show the model a picture: it turns it into a code and paints the "
@@ -183,15 +202,16 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                         upload = _upload("Your picture (one garment)")
                         recon_btn = gr.Button("Reconstruct", variant="primary")
                     with gr.Column(scale=2):
-                        gallery = gr.Gallery([(im, name) for im, name in ex.examples], label="Or pick a test-set example",
-                                             columns=5, height="auto", allow_preview=False, format="png",
+                        gallery = gr.Gallery([(im, name) for im, name in ex.examples],
+                                             label="Or pick a test-set example", columns=5,
+                                             height="auto", allow_preview=False, format="png",
                                              elem_classes="pixelated", visible=bool(ex.examples))
                         metrics = gr.Markdown("Upload a picture or pick an example.", label="Metrics")
                         edit_btn = gr.Button("Edit in Explore: start the sliders at this picture")
                 with gr.Row():
-                    seen = _image("What the model sees (28x28 input)")
-                    recon = _image("Its reconstruction")
-                    error = _image("Absolute error (white = 1)")
+                    seen = _image("What the model sees (28x28 input)", elem_id="recon-input")
+                    recon = _image("Its reconstruction", elem_id="recon-output")
+                    error = _image("Absolute error (white = 1)", elem_id="recon-error")
                 with gr.Accordion("Latent code (posterior mean)", open=False):
                     recon_z = gr.JSON(label="z")
 
@@ -199,49 +219,47 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                 gr.Markdown("Walk in a straight line (or along a sphere) from one code to "
                             "another and watch one picture morph into the other.",
                             elem_classes="explain")
-                ends, kinds = [], []
+                ends = []  # (kind, seed, picture) for A, then for B
                 with gr.Row():
                     for name, s0 in (("A", 1), ("B", 2)):
                         with gr.Column(min_width=260):
-                            kind = gr.Radio(["Seed", "Picture"], value="Seed", label=f"Endpoint {name}")
-                            s = gr.Number(s0, label=f"Seed {name}", precision=0, minimum=0, maximum=MAX_SEED)
-                            im = _upload(f"Picture {name}", visible=False)
-                            ends += [kind, s, im]
-                            kinds.append((kind, s, im))
+                            ends += [gr.Radio(["Seed", "Picture"], value="Seed", label=f"Endpoint {name}"),
+                                     gr.Number(s0, label=f"Seed {name}", precision=0, minimum=0,
+                                               maximum=MAX_SEED),
+                                     _upload(f"Picture {name}", visible=False)]
                     with gr.Column(min_width=260):
                         steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="Steps")
                         method = gr.Radio([("Spherical (slerp)", "slerp"), ("Linear (lerp)", "lerp")],
                                           value="slerp", label="Path")
                         interp_btn = gr.Button("Interpolate", variant="primary")
                 with gr.Row():
-                    gif = gr.Image(label="Animation (GIF: download button, top right)", type="filepath",
-                                   interactive=False, height=380, elem_classes="pixelated",
-                                   buttons=["download"], scale=1)
+                    gif = gr.Image(label="Animation (GIF)", type="filepath", interactive=False,
+                                   height=380, elem_classes="pixelated", buttons=["download"], scale=1)
                     strip = _image("Frames, in reading order", scale=2)
 
         # ---- events: public ones have verb api_names, helpers are private ------------------
+        private = {"api_visibility": "private"}
         dice.click(None, None, seed, js=f"() => Math.floor(Math.random() * {MAX_SEED + 1})")
         gr.on([sample_btn.click, seed.submit], sample, [seed, temperature, count], [grid, samples_z],
               api_name="sample")
-        gr.on([s.input for s in sliders] + [s.release for s in sliders], decode,
-              [basis, origin], explore_image, api_name="decode",
-              inputs_kwargs={f"slider_{i + 1}": s for i, s in enumerate(sliders)},
-              trigger_mode="always_last", show_progress="hidden")
-        explore_outputs = [tabs, origin, origin_md, *sliders, explore_image]
-        grid.select(pick_sample, [samples_z, basis], explore_outputs, api_visibility="private")
-        basis.input(set_basis, [basis, origin], [*sliders, basis_info, explore_image], api_visibility="private")
-        reset_btn.click(reset, [basis, origin], [*sliders, explore_image], api_visibility="private")
-        zero_btn.click(lambda b: go_explore(zero, "the origin (all zeros)", b), basis, explore_outputs,
-                       api_visibility="private")
-        seed_btn.click(lambda s, b: go_explore(ex.seed_latent(s).tolist(), f"seed {int(s)}", b),
-                       [origin_seed, basis], explore_outputs, api_visibility="private")
+        gr.on([s.input for s in sliders] + [s.release for s in sliders], decode, [basis, origin],
+              explore_image, inputs_kwargs={f"slider_{i + 1}": s for i, s in enumerate(sliders)},
+              api_name="decode", trigger_mode="always_last", show_progress="hidden")
+        to_explore = [tabs, origin, origin_md, *sliders, explore_image]
+        grid.select(pick_sample, [samples_z, basis], to_explore, **private)
+        basis.input(set_basis, [basis, origin], [*sliders, basis_info, explore_image], **private)
+        reset_btn.click(reset, [basis, origin], [*sliders, explore_image], **private)
+        zero_btn.click(lambda b: go_explore(zero, "the origin (all zeros)", b), basis, to_explore,
+                       **private)
+        seed_btn.click(start_at_seed, [origin_seed, basis], to_explore, **private)
         recon_outputs = [seen, recon, error, metrics, recon_z]
-        gr.on([recon_btn.click, upload.upload], reconstruct, upload, recon_outputs, api_name="reconstruct")
-        gallery.select(pick_example, None, [upload, *recon_outputs], api_visibility="private")
-        edit_btn.click(edit_in_explore, [recon_z, basis], explore_outputs, api_visibility="private")
-        for kind, s, im in kinds:  # show the seed box or the picture box
+        gr.on([recon_btn.click, upload.upload], reconstruct, upload, recon_outputs,
+              api_name="reconstruct")
+        gallery.select(pick_example, None, [upload, *recon_outputs], **private)
+        edit_btn.click(edit_in_explore, [recon_z, basis], to_explore, **private)
+        for kind, seed_box, picture in (ends[:3], ends[3:]):  # show the seed box or the picture box
             kind.input(lambda k: (gr.Number(visible=k == "Seed"), gr.Image(visible=k == "Picture")),
-                       kind, [s, im], api_visibility="private", queue=False)
+                       kind, [seed_box, picture], queue=False, **private)
         interp_btn.click(interpolate, [*ends, steps, method], [strip, gif], api_name="interpolate")
     return demo
 

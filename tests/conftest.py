@@ -22,11 +22,17 @@ SAMPLE_DIR = Path(__file__).parent / "data" / "fashion-mnist-sample"
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
-    """config.json + model.safetensors + explorer.safetensors of PRESETS["tiny"] (latent 8)."""
+    """config.json + model.safetensors + explorer.safetensors of PRESETS["tiny"] (latent 8),
+    random, with decoder weights scaled so that different codes give visibly different images."""
     from vaegan.explorer import main
     folder = tmp_path_factory.mktemp("weights") / "tiny"
     torch.manual_seed(0)
-    VAEGAN(PRESETS["tiny"]).eval().save_pretrained(folder)
+    model = VAEGAN(PRESETS["tiny"]).eval()
+    with torch.no_grad():  # at init the decoder's output hardly depends on z; make it visible
+        for p in model.decoder.parameters():
+            if p.dim() > 1:
+                p.mul_(3.0)
+    model.save_pretrained(folder)
     assert main(["build", str(folder), "--data-dir", str(SAMPLE_DIR), "--split", "test",
                  "--limit", "400"]) == 0
     return folder

@@ -170,3 +170,29 @@ def test_the_page_only_talks_to_this_server(page, server):
     _, url = server
     foreign = [u for u in page.requests if not u.startswith((url, "data:", "blob:"))]
     assert not foreign, foreign
+
+
+def test_example_then_edit_in_explore_starts_at_its_code(page, explorer_tiny):
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("button.thumbnail-item").nth(7).click()  # the Sneaker
+    page.get_by_text("MSE").first.wait_for(timeout=15000)
+    page.wait_for_timeout(500)
+    seen, rec = (_fetch(page, _src(page, elem_id)) for elem_id in ("recon-input", "recon-output"))
+    assert np.array_equal(seen, np.asarray(explorer_tiny.reconstruct(explorer_tiny.example(7)).input))
+    page.get_by_role("button", name="Edit in Explore").click()
+    page.locator("#origin-label", has_text="the reconstructed picture").wait_for(timeout=15000)
+    page.wait_for_timeout(500)
+    assert np.array_equal(_fetch(page, _src(page, "explore-image")), rec)  # decode(z) at sliders 0
+
+
+def test_changing_the_basis_relabels_the_sliders_with_one_request(page, explorer_tiny):
+    page.get_by_role("tab", name="Explore").click()
+    page.joins.clear()
+    page.get_by_label("Class attributes").check()
+    page.locator("#slider-8", has_text="more Sneaker").wait_for(timeout=15000)
+    page.wait_for_timeout(1000)
+    assert page.joins == ["set_basis"], page.joins
+    assert page.locator("#slider-10").is_visible()  # ten classes, ten sliders
+    origin = explorer_tiny.seed_latent(0).tolist()
+    assert np.array_equal(_fetch(page, _src(page, "explore-image")),
+                          np.asarray(explorer_tiny.decode([], "class", origin)))
