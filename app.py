@@ -154,7 +154,7 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0, minimum=0,
                                              maximum=MAX_SEED, scale=3)
-                            dice = gr.Button("🎲 Random", scale=1, min_width=90)
+                            dice = gr.Button("Random", scale=1, min_width=90)
                         temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05,
                                                 label="Temperature", info="Spread of the random "
                                                 "codes: low = typical, high = unusual")
@@ -179,8 +179,9 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                         with gr.Row(equal_height=True):
                             origin_seed = gr.Number(0, label="Seed", precision=0, minimum=0,
                                                     maximum=MAX_SEED, min_width=90)
-                            seed_btn = gr.Button("Start at this seed")
-                            zero_btn = gr.Button("Start at the origin (z = 0)")
+                            with gr.Column(min_width=160):
+                                seed_btn = gr.Button("Start at this seed", size="md")
+                                zero_btn = gr.Button("Start at z = 0", size="md")
                     with gr.Column(scale=3):
                         basis = gr.Radio([(b.title, k) for k, b in ex.bases.items()], value=basis0,
                                          label="Directions")
@@ -204,7 +205,7 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                     with gr.Column(scale=2):
                         gallery = gr.Gallery([(im, name) for im, name in ex.examples],
                                              label="Or pick a test-set example", columns=5,
-                                             height="auto", allow_preview=False, format="png",
+                                             height=300, allow_preview=False, format="png",
                                              elem_classes="pixelated", visible=bool(ex.examples))
                         metrics = gr.Markdown("Upload a picture or pick an example.", label="Metrics")
                         edit_btn = gr.Button("Edit in Explore: start the sliders at this picture")

@@ -1,0 +1,70 @@
+"""Take the README's screenshot from the real app in headless Chromium.
+
+    python docs/screenshot.py [--model weights/fashion-mnist] [--tab Explore] [--out docs/screenshot.png]
+
+Starts the app on a free 127.0.0.1 port, opens it with Playwright driving Debian's
+/usr/bin/chromium, and saves a PNG of the page (all tabs with --all-tabs, for review).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="weights folder (default: the app's default)")
+    p.add_argument("--tab", default="Explore", choices=["Sample", "Explore", "Reconstruct", "Interpolate"])
+    p.add_argument("--all-tabs", action="store_true", help="also save <out>-<tab>.png for every tab")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "screenshot.png")
+    p.add_argument("--width", type=int, default=1280)
+    args = p.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    import app
+    from vaegan.explorer import load_explorer
+    demo = app.demo if args.model is None else app.create_demo(load_explorer(args.model))
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.get_by_role("tab", name="Sample").wait_for()
+            tabs = ["Sample", "Explore", "Reconstruct", "Interpolate"] if args.all_tabs else []
+            shots = [(t, args.out.with_name(f"{args.out.stem}-{t.lower()}.png")) for t in tabs]
+            for tab, target in shots + [(args.tab, args.out)]:
+                page.get_by_role("tab", name=tab).click()
+                if tab == "Reconstruct":  # show a worked example rather than empty boxes
+                    page.locator(".gallery-item, button.thumbnail-item").first.click()
+                if tab == "Interpolate":
+                    page.get_by_role("button", name="Interpolate", exact=True).click()
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(target), full_page=True)
+                print(f"wrote {target}", file=sys.stderr)
+            browser.close()
+    finally:
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
