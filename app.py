@@ -14,9 +14,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+import torch  # noqa: E402
 
 from vaegan.explorer import (MAX_COUNT, MAX_SEED, N_SLIDERS, SLIDER_LIMIT,  # noqa: E402
                              STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer, load_explorer)
+
+# One intra-op thread per request: a 28x28 decode takes ~1 ms on one thread, but tens of ms
+# when threads spin against each other on a small shared CPU (benchmarks/explorer_speed.py).
+torch.set_num_threads(int(os.environ.get("VAEGAN_THREADS", "1")))
 
 DEFAULT_MODEL = os.path.relpath(Path(__file__).resolve().parent / "weights" / "fashion-mnist")
 MAX_FILE_SIZE = "10mb"
