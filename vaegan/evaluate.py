@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if out is not None:
             out.write_text(json.dumps(r, indent=2) + "\n")
             print(f"wrote {out}", file=sys.stderr)
-        if Path(spec).is_dir() and not args.quick:
+        if Path(spec).is_dir():
             save_grids(model, test_images, Path(spec), args.seed)
     print(format_table(rows))
     return 0
