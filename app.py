@@ -1,13 +1,20 @@
 """VAE-GAN Latent Explorer: the Gradio UI. Everything it does is a method of
 vaegan.explorer.Explorer; this file only lays out components and wires events.
 
-    python app.py [--model weights/fashion-mnist | org/name@rev] [--host 127.0.0.1] [--port 7860]
+    python app.py [--model weights/fashion-mnist | org/name@rev] [--models org/a,org/b@v1]
+                  [--host 127.0.0.1] [--port 7860]
+
+The Model list holds every folder under weights/ (the bundled default first) and the models
+named by --models and $VAEGAN_MODELS. Nothing at import or startup touches the network: a
+Hub model loads in the background after launch or when first picked, and one that cannot be
+had leaves the app on the model it shows, with a sentence saying which failed and why.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -16,14 +23,19 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from vaegan.explorer import (MAX_COUNT, MAX_SEED, N_SLIDERS, SLIDER_LIMIT,  # noqa: E402
-                             STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer, load_explorer)
+from vaegan.explorer import (LOAD_WAIT_S, MAX_COUNT, MAX_SEED, N_SLIDERS,  # noqa: E402
+                             SLIDER_LIMIT, STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer,
+                             Models, is_hub_spec, load_or_fallback, split_specs,
+                             weights_folders)
+from vaegan.hub import ModelLoadError  # noqa: E402
 
 # One intra-op thread per request: a 28x28 decode takes ~1 ms on one thread, but tens of ms
 # when threads spin against each other on a small shared CPU (benchmarks/explorer_speed.py).
 torch.set_num_threads(int(os.environ.get("VAEGAN_THREADS", "1")))
 
-DEFAULT_MODEL = os.path.relpath(Path(__file__).resolve().parent / "weights" / "fashion-mnist")
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = os.path.relpath(WEIGHTS / "fashion-mnist")
+RECON_HINT = "Upload a picture or pick an example."
 MAX_FILE_SIZE = "10mb"
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an hour
 # System fonts only: the page makes no requests beyond this server.
@@ -40,13 +52,16 @@ CSS = """
 
 
 def _friendly(fn):
-    """Explorer's ValueErrors (bad arguments, bad pictures) become a gr.Error sentence."""
+    """Explorer's ValueErrors (bad arguments, bad pictures) and a model that cannot be had
+    become a gr.Error sentence."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ValueError as e:
             raise gr.Error(str(e)[0].upper() + str(e)[1:]) from None
+        except ModelLoadError as e:  # its sentence starts with a repo id or a path: keep as is
+            raise gr.Error(str(e)) from None
     return wrapper
 
 
@@ -83,65 +98,111 @@ def _upload(label: str, **kw) -> gr.Image:
     return box
 
 
-def create_demo(ex: Explorer) -> gr.Blocks:
-    """The whole UI for one Explorer; initial pictures are computed here, once."""
+def _bases(ex: Explorer) -> list[tuple[str, str]]:
+    return [(b.title, k) for k, b in ex.bases.items()]
+
+
+def create_demo(models: Models | Explorer) -> gr.Blocks:
+    """The whole UI for a list of models (or one Explorer); the default model's initial
+    pictures are computed here, once. Which model a page shows is that page's own: the
+    hidden `model` box, which every handler takes as its last input (the public endpoints'
+    optional `model` parameter, the default model when left out)."""
+    models = models if isinstance(models, Models) else Models(models)
+    ex = models.default
     basis0 = next(iter(ex.bases))
     b0 = ex.basis(basis0)
-    zero, start = ex.zero_latent().tolist(), ex.seed_latent(0).tolist()
+    start = ex.seed_latent(0).tolist()
     first = ex.sample(0, 1.0, 16)
+
+    def explorer(model) -> Explorer:  # a listed model; API calls wait a little for a loading one
+        return models.get(model, LOAD_WAIT_S)
 
     # ---- handlers: one to three lines each, the work is in Explorer ---------------------
     @_friendly
-    def sample(seed, temperature, count):
-        g = ex.sample(seed, temperature, count)
+    def sample(seed, temperature, count, model):
+        g = explorer(model).sample(seed, temperature, count)
         return g.image, g.z.tolist()
 
     @_friendly
-    def decode(basis, origin, **values):  # values: slider_1 ... slider_N
-        return ex.decode([values[f"slider_{i + 1}"] for i in range(N_SLIDERS)], basis, origin)
+    def decode(basis, origin, model=None, **values):  # values: slider_1 ... slider_N
+        return explorer(model).decode([values[f"slider_{i + 1}"] for i in range(N_SLIDERS)],
+                                      basis, origin)
 
     @_friendly
-    def reconstruct(image):
-        r = ex.reconstruct(image)
+    def reconstruct(image, model):
+        r = explorer(model).reconstruct(image)
         return r.input, r.reconstruction, r.error, _metrics(r.mse, r.ssim), r.z.tolist()
 
     @_friendly
-    def interpolate(a_kind, a_seed, a_image, b_kind, b_seed, b_image, steps, method):
-        r = ex.interpolate(a_image if a_kind == "Picture" else a_seed,
-                           b_image if b_kind == "Picture" else b_seed, steps, method)
+    def interpolate(a_kind, a_seed, a_image, b_kind, b_seed, b_image, steps, method, model):
+        r = explorer(model).interpolate(a_image if a_kind == "Picture" else a_seed,
+                                        b_image if b_kind == "Picture" else b_seed, steps, method)
         return r.strip, str(r.gif)
 
     @_friendly
-    def set_basis(basis, origin):  # relabel and zero the sliders, decode once
-        b = ex.basis(basis)
-        return *_slider_updates(b.labels), b.info, ex.decode([], basis, origin)
+    def set_basis(basis, origin, model):  # relabel and zero the sliders, decode once
+        m = explorer(model)
+        b = m.basis(basis)
+        return *_slider_updates(b.labels), b.info, m.decode([], basis, origin)
 
     @_friendly
-    def reset(basis, origin):  # all sliders to 0 and one decode, from one handler
-        return *[0.0] * N_SLIDERS, ex.decode([], basis, origin)
+    def reset(basis, origin, model):  # all sliders to 0 and one decode, from one handler
+        return *[0.0] * N_SLIDERS, explorer(model).decode([], basis, origin)
 
     @_friendly
-    def go_explore(z, where, basis):  # a new starting point: open Explore there
+    def go_explore(z, where, basis, model):  # a new starting point: open Explore there
         return (gr.Tabs(selected="explore"), z, f"Starting point: {where}", *[0.0] * N_SLIDERS,
-                ex.decode([], basis, z))
+                explorer(model).decode([], basis, z))
 
     @_friendly
-    def start_at_seed(seed, basis):
-        return go_explore(ex.seed_latent(seed).tolist(), f"seed {seed}", basis)
+    def start_at_seed(seed, basis, model):
+        return go_explore(explorer(model).seed_latent(seed).tolist(), f"seed {seed}", basis, model)
 
-    def pick_sample(zs, basis, evt: gr.SelectData):
-        i = ex.grid_cell(evt.index[0], evt.index[1], len(zs))
+    @_friendly
+    def start_at_zero(basis, model):
+        return go_explore(explorer(model).zero_latent().tolist(), "the origin (all zeros)", basis, model)
+
+    def pick_sample(zs, basis, model, evt: gr.SelectData):
+        i = explorer(model).grid_cell(evt.index[0], evt.index[1], len(zs))
         skip = [gr.skip()] * (4 + N_SLIDERS)  # a click on the gap between pictures
-        return skip if i is None else go_explore(zs[i], f"sample {i + 1} of the Sample tab", basis)
+        return skip if i is None else go_explore(zs[i], f"sample {i + 1} of the Sample tab",
+                                                 basis, model)
 
-    def edit_in_explore(z, basis):
+    def edit_in_explore(z, basis, model):
         if not z:
             raise gr.Error("Reconstruct a picture first, then edit it in Explore.")
-        return go_explore(z, "the reconstructed picture", basis)
+        return go_explore(z, "the reconstructed picture", basis, model)
 
-    def pick_example(evt: gr.SelectData):
-        picture = ex.example(evt.index)
-        return picture, *reconstruct(picture)
+    def pick_example(model, evt: gr.SelectData):
+        picture = explorer(model).example(evt.index)
+        return picture, *reconstruct(picture, model)
+
+    def show(m: Explorer, seed, temperature, count, origin_seed, picture) -> list:
+        """Every model-dependent output (see `shown` below) for a page that now shows m."""
+        g, b = m.sample(seed, temperature, count), m.basis(next(iter(m.bases)))
+        z = m.seed_latent(origin_seed).tolist()
+        recon_part = ([None] * 3 + [RECON_HINT, None] if picture is None
+                      else reconstruct(picture, m.spec))
+        return [m.spec, m.spec, m.status, g.image, g.z.tolist(), gr.Radio(_bases(m), value=b.key),
+                b.info, *_slider_updates(b.labels), m.decode([], b.key, z), z,
+                f"Starting point: seed {origin_seed}",
+                gr.Gallery([(im, name) for im, name in m.examples], visible=bool(m.examples)),
+                *recon_part, None, None]
+
+    def switch(choice, current, seed, temperature, count, origin_seed, picture, timeout=None):
+        """Show the model picked in the list: waits for its load (this event has no concurrency
+        limit, so nobody else waits), or keeps the current one and says why not."""
+        now = models.get(current, 0) if models.ready(current) else ex
+        try:
+            new = models.get(choice, timeout)
+        except (ModelLoadError, ValueError) as e:  # not listed, still loading, or failed
+            status = Models.failure(choice, e, now)
+        else:
+            try:
+                return show(new, seed, temperature, count, origin_seed, picture)
+            except (ValueError, gr.Error):  # e.g. an emptied seed box: start from the defaults
+                return show(new, 0, 1.0, 16, 0, None)
+        return [gr.skip(), now.spec, status, *[gr.skip()] * (len(shown) - 3)]
 
     # ---- layout -----------------------------------------------------------------------------
     with gr.Blocks(title="VAE-GAN Latent Explorer", analytics_enabled=False,
@@ -149,7 +210,12 @@ def create_demo(ex: Explorer) -> gr.Blocks:
         gr.Markdown("# VAE-GAN Latent Explorer\nA VAE/GAN (Larsen et al. 2016) squeezes each "
                     "picture into a short list of numbers, its *latent code*, and paints "
                     "pictures back from such codes. Here you can see what those numbers mean.")
-        gr.Markdown(ex.status, elem_id="status")
+        with gr.Row(equal_height=True):
+            status = gr.Markdown(ex.status, elem_id="status")
+            picker = gr.Dropdown(models.specs, value=ex.spec, label="Model", scale=0, min_width=280,
+                                 visible=len(models.specs) > 1, elem_id="model-picker",
+                                 info="A Hub model may take a moment the first time")
+        model = gr.Textbox(ex.spec, visible=False, label="Model")  # what this page shows
         with gr.Tabs(selected="sample") as tabs:
             with gr.Tab("Sample", id="sample"):
                 gr.Markdown("Pick random codes and let the model paint them. Same seed, same "
@@ -188,8 +254,7 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                                 seed_btn = gr.Button("Start at this seed", size="md")
                                 zero_btn = gr.Button("Start at z = 0", size="md")
                     with gr.Column(scale=3):
-                        basis = gr.Radio([(b.title, k) for k, b in ex.bases.items()], value=basis0,
-                                         label="Directions")
+                        basis = gr.Radio(_bases(ex), value=basis0, label="Directions")
                         basis_info = gr.Markdown(b0.info)
                         sliders, states = [], _slider_updates(b0.labels, dicts=True)
                         for i in range(0, N_SLIDERS, 2):  # two per row, the first ones matter most
@@ -212,7 +277,7 @@ def create_demo(ex: Explorer) -> gr.Blocks:
                                              label="Or pick a test-set example", columns=5,
                                              height=300, allow_preview=False, format="png",
                                              elem_classes="pixelated", visible=bool(ex.examples))
-                        metrics = gr.Markdown("Upload a picture or pick an example.", label="Metrics")
+                        metrics = gr.Markdown(RECON_HINT, label="Metrics")
                         edit_btn = gr.Button("Edit in Explore: start the sliders at this picture")
                 with gr.Row():
                     seen = _image("What the model sees (28x28 input)", elem_id="recon-input")
@@ -246,27 +311,38 @@ def create_demo(ex: Explorer) -> gr.Blocks:
         # ---- events: public ones have verb api_names, helpers are private ------------------
         private = {"api_visibility": "private"}
         dice.click(None, None, seed, js=f"() => Math.floor(Math.random() * {MAX_SEED + 1})")
-        gr.on([sample_btn.click, seed.submit], sample, [seed, temperature, count], [grid, samples_z],
-              api_name="sample")
+        gr.on([sample_btn.click, seed.submit], sample, [seed, temperature, count, model],
+              [grid, samples_z], api_name="sample")
         gr.on([s.input for s in sliders] + [s.release for s in sliders], decode, [basis, origin],
-              explore_image, inputs_kwargs={f"slider_{i + 1}": s for i, s in enumerate(sliders)},
+              explore_image, inputs_kwargs={**{f"slider_{i + 1}": s for i, s in enumerate(sliders)},
+                                            "model": model},
               api_name="decode", trigger_mode="always_last", show_progress="hidden")
         to_explore = [tabs, origin, origin_md, *sliders, explore_image]
-        grid.select(pick_sample, [samples_z, basis], to_explore, **private)
-        basis.input(set_basis, [basis, origin], [*sliders, basis_info, explore_image], **private)
-        reset_btn.click(reset, [basis, origin], [*sliders, explore_image], **private)
-        zero_btn.click(lambda b: go_explore(zero, "the origin (all zeros)", b), basis, to_explore,
-                       **private)
-        seed_btn.click(start_at_seed, [origin_seed, basis], to_explore, **private)
+        grid.select(pick_sample, [samples_z, basis, model], to_explore, **private)
+        basis.input(set_basis, [basis, origin, model], [*sliders, basis_info, explore_image],
+                    **private)
+        reset_btn.click(reset, [basis, origin, model], [*sliders, explore_image], **private)
+        zero_btn.click(start_at_zero, [basis, model], to_explore, **private)
+        seed_btn.click(start_at_seed, [origin_seed, basis, model], to_explore, **private)
         recon_outputs = [seen, recon, error, metrics, recon_z]
-        gr.on([recon_btn.click, upload.upload], reconstruct, upload, recon_outputs,
+        gr.on([recon_btn.click, upload.upload], reconstruct, [upload, model], recon_outputs,
               api_name="reconstruct")
-        gallery.select(pick_example, None, [upload, *recon_outputs], **private)
-        edit_btn.click(edit_in_explore, [recon_z, basis], to_explore, **private)
+        gallery.select(pick_example, model, [upload, *recon_outputs], **private)
+        edit_btn.click(edit_in_explore, [recon_z, basis, model], to_explore, **private)
         for kind, seed_box, picture in (ends[:3], ends[3:]):  # show the seed box or the picture box
             kind.input(lambda k: (gr.Number(visible=k == "Seed"), gr.Image(visible=k == "Picture")),
                        kind, [seed_box, picture], queue=False, **private)
-        interp_btn.click(interpolate, [*ends, steps, method], [strip, gif], api_name="interpolate")
+        interp_btn.click(interpolate, [*ends, steps, method, model], [strip, gif],
+                         api_name="interpolate")
+        # a model switch replaces everything that came from the old model, in one response
+        shown = [model, picker, status, grid, samples_z, basis, basis_info, *sliders, explore_image,
+                 origin, origin_md, gallery, *recon_outputs, strip, gif]
+        page = [seed, temperature, count, origin_seed, upload]
+        picker.input(switch, [picker, model, *page], shown, concurrency_limit=None,
+                     show_progress_on=[status, picker], **private)
+        if models.preferred:  # a Hub --model: each new page opens on it once it has loaded
+            demo.load(lambda *a: switch(models.preferred, *a, timeout=0), [model, *page], shown,
+                      concurrency_limit=None, show_progress="hidden", **private)
     return demo
 
 
@@ -274,7 +350,23 @@ def _default_spec() -> str:
     return os.environ.get("VAEGAN_MODEL", DEFAULT_MODEL)
 
 
-demo = create_demo(load_explorer(_default_spec(), allow_random=_default_spec() == DEFAULT_MODEL))
+def open_models(model: str | None = None, extra: Iterable[str] = ()) -> Models:
+    """The Model list, with no network request: `model` (default $VAEGAN_MODEL, else the
+    bundled folder) first when it is a local folder that loads, else the bundled model with a
+    notice; the other folders under weights/; then `extra` and $VAEGAN_MODELS. A Hub `model`
+    is listed second and opened on each new page once it has loaded in the background."""
+    model = model or _default_spec()
+    hub = model != DEFAULT_MODEL and is_hub_spec(model)  # (the bundled folder may be missing)
+    if not hub and Path(model).expanduser().exists():
+        model = os.path.relpath(Path(model).expanduser())  # one spelling per folder in the list
+    default = load_or_fallback(DEFAULT_MODEL if hub else model, DEFAULT_MODEL)
+    specs = [*weights_folders(WEIGHTS, DEFAULT_MODEL), *extra,
+             *split_specs(os.environ.get("VAEGAN_MODELS"))]
+    return Models(default, specs, preferred=model if hub else None)
+
+
+MODELS = open_models()
+demo = create_demo(MODELS)
 
 
 def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
@@ -285,10 +377,16 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description="VAE-GAN Latent Explorer")
-    p.add_argument("--model", default=_default_spec(), help="weights folder or Hub repo id (org/name@rev)")
+    p.add_argument("--model", default=_default_spec(),
+                   help="the model pages open on: weights folder or Hub repo id (org/name@rev)")
+    p.add_argument("--models", default="", help="more models for the Model list, comma-separated "
+                   "(added to those in $VAEGAN_MODELS): Hub repo ids or weights folders")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     args = p.parse_args()
-    if args.model != _default_spec():
-        demo = create_demo(load_explorer(args.model))
-    launch(demo, args.host, args.port)
+    if args.model != _default_spec() or args.models:
+        MODELS = open_models(args.model, split_specs(args.models))
+        demo = create_demo(MODELS)
+    launch(demo, args.host, args.port, prevent_thread_lock=True)
+    MODELS.preload()  # Hub models load in the background, once the app is up
+    demo.block_thread()

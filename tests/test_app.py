@@ -64,13 +64,18 @@ def example_png(explorer_tiny, tmp_path_factory):
     return path
 
 
-def test_api_lists_exactly_the_public_endpoints(client):
+def test_api_lists_exactly_the_public_endpoints(client, explorer_tiny):
     info = client.view_api(return_format="dict", print_info=False)
     assert set(info["named_endpoints"]) == PUBLIC
     assert not info["unnamed_endpoints"]
     decode = info["named_endpoints"]["/decode"]
     names = [p["parameter_name"] for p in decode["parameters"]]
-    assert names == ["basis", "origin"] + [f"slider_{i + 1}" for i in range(N_SLIDERS)]
+    assert names == ["basis", "origin"] + [f"slider_{i + 1}" for i in range(N_SLIDERS)] + ["model"]
+    # every public endpoint takes the model last, optional, defaulting to the app's default model
+    for name in PUBLIC:
+        last = info["named_endpoints"][name]["parameters"][-1]
+        assert last["parameter_name"] == "model", name
+        assert last["parameter_has_default"] and last["parameter_default"] == explorer_tiny.spec, name
 
 
 def test_sample(client, explorer_tiny):
@@ -121,6 +126,7 @@ def test_interpolate(client, example_png):
     ((0, 1.0, 100), "/sample", "Value 100 is greater than maximum value 64"),  # Gradio's Slider
     (("kl", [0.0] * 3), "/decode", "Origin must have 8 numbers, got 3"),
     (("Seed", 1, None, "Picture", 0, None, 4, "slerp"), "/interpolate", "Endpoint B: no picture given"),
+    ((0, 1.0, 4, "org/unlisted"), "/sample", r"Model must be one of \[.*\], got 'org/unlisted'"),
 ])
 def test_bad_input_gets_a_sentence(client, args, api_name, message):
     with pytest.raises(AppError, match=message):
