@@ -1,8 +1,11 @@
 """Shared fixtures: a tiny random model folder with explorer assets built from the shipped
-Fashion-MNIST sample (tests/data/fashion-mnist-sample: 1000 test images)."""
+Fashion-MNIST sample (tests/data/fashion-mnist-sample: 1000 test images), a second one as
+the files of a Hub repo, and huggingface_hub pointed at a loopback fake of the Hub."""
 import os
 import shutil
+import socket
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 # Gradio's upload/output cache for the whole test session, removed at the end (set before
@@ -20,13 +23,11 @@ from vaegan.model import PRESETS, VAEGAN  # noqa: E402
 SAMPLE_DIR = Path(__file__).parent / "data" / "fashion-mnist-sample"
 
 
-@pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory) -> Path:
+def make_tiny_folder(folder: Path, seed: int = 0) -> Path:
     """config.json + model.safetensors + explorer.safetensors of PRESETS["tiny"] (latent 8),
     random, with decoder weights scaled so that different codes give visibly different images."""
     from vaegan.explorer import main
-    folder = tmp_path_factory.mktemp("weights") / "tiny"
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = VAEGAN(PRESETS["tiny"]).eval()
     with torch.no_grad():  # at init the decoder's output hardly depends on z; make it visible
         for p in model.decoder.parameters():
@@ -36,6 +37,42 @@ def tiny_folder(tmp_path_factory) -> Path:
     assert main(["build", str(folder), "--data-dir", str(SAMPLE_DIR), "--split", "test",
                  "--limit", "400"]) == 0
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    return make_tiny_folder(tmp_path_factory.mktemp("weights") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> dict[str, bytes]:
+    """The files of a Hub repo holding another tiny model (seed 1), explorer assets included."""
+    folder = make_tiny_folder(tmp_path_factory.mktemp("repo") / "tiny", seed=1)
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def hub_at(url: str, cache: Path):
+    """huggingface_hub pointed at `url` (read at import, so patched in constants), its cache
+    in `cache`, online, and no token; undone when the block ends."""
+    from huggingface_hub import constants
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(constants, "ENDPOINT", url)
+        mp.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                   url + "/{repo_id}/resolve/{revision}/{filename}")
+        mp.setattr(constants, "HF_HUB_CACHE", str(cache))
+        mp.setattr(constants, "HF_HUB_OFFLINE", False)
+        mp.setattr(constants, "HF_TOKEN_PATH", str(cache / "no-token"))
+        for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+            mp.delenv(var, raising=False)
+        yield mp
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,125 @@ def test_changing_the_basis_relabels_the_sliders_with_one_request(page, explorer
     origin = explorer_tiny.seed_latent(0).tolist()
     assert np.array_equal(_fetch(page, _src(page, "explore-image")),
                           np.asarray(explorer_tiny.decode([], "class", origin)))
+
+
+# ---- several models: the Model list ---------------------------------------------------------
+HUB_REPO = "org/tiny"
+
+
+@pytest.fixture(scope="module")
+def hub_explorer(tiny_repo, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub-copy")
+    for name, data in tiny_repo.items():
+        (folder / name).write_bytes(data)
+    ex = Explorer(load_model(str(folder)))
+    yield ex
+    ex.close()
+
+
+@pytest.fixture(scope="module")
+def fake_hub(tiny_repo, tmp_path_factory):
+    """The fake Hub holding HUB_REPO, huggingface_hub pointed at it (a fresh cache)."""
+    from conftest import hub_at
+    from fake_hub import FakeHub
+    fake = FakeHub()
+    fake.commit(HUB_REPO, tiny_repo)
+    with fake.serving(), hub_at(fake.url, tmp_path_factory.mktemp("hf-cache")):
+        yield fake
+
+
+@contextmanager
+def _serving(models):
+    from conftest import free_port
+    demo = app.create_demo(models)
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+        models.close(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def models_server(explorer_tiny, fake_hub):
+    """The tiny model as the default, plus a Hub model served by the fake Hub and one that is
+    not on it."""
+    from vaegan.explorer import Models
+    models = Models(explorer_tiny, [HUB_REPO, "org/missing"])
+    with _serving(models) as url:
+        yield url, models
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url + "/", wait_until="load")
+    page.get_by_role("tab", name="Explore").wait_for()
+    return page
+
+
+def _pick_model(page, spec: str) -> None:
+    page.locator("#model-picker input").click()
+    page.get_by_role("option", name=spec, exact=True).click()
+
+
+def test_picking_a_hub_model_changes_this_page_only(browser, models_server, explorer_tiny, hub_explorer):
+    url, _ = models_server
+    a, b = _open(browser, url), _open(browser, url)
+    try:
+        before = _src(a, "sample-grid")
+        _pick_model(a, HUB_REPO)
+        a.locator("#status", has_text=f"Model {HUB_REPO}").wait_for(timeout=30000)
+        grid = _fetch(a, _wait_src_change(a, "sample-grid", before))
+        assert np.array_equal(grid, np.asarray(hub_explorer.sample(0, 1.0, 16).image))
+        a.get_by_role("tab", name="Explore").click()
+        origin = hub_explorer.seed_latent(0).tolist()
+        assert np.array_equal(_fetch(a, _src(a, "explore-image")),
+                              np.asarray(hub_explorer.decode([], "kl", origin)))
+        # the other visitor still has the default model, for new requests too
+        assert b.locator("#status").inner_text().startswith(f"Model {explorer_tiny.spec}")
+        b.locator("input[type=number]").first.fill("5")
+        old = _src(b, "sample-grid")
+        b.get_by_role("button", name="Sample", exact=True).click()
+        assert np.array_equal(_fetch(b, _wait_src_change(b, "sample-grid", old)),
+                              np.asarray(explorer_tiny.sample(5, 1.0, 16).image))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_model_that_cannot_be_had_is_named_with_its_reason(browser, models_server, explorer_tiny):
+    url, _ = models_server
+    page = _open(browser, url)
+    try:
+        _pick_model(page, "org/missing")
+        status = page.locator("#status", has_text="Could not load org/missing")
+        status.wait_for(timeout=30000)
+        text = status.inner_text()
+        assert "org/missing: repository not found on the Hub" in text
+        assert f"Still showing {explorer_tiny.spec}" in text and "Traceback" not in page.content()
+        assert page.locator("#model-picker input").input_value() == explorer_tiny.spec
+    finally:
+        page.close()
+
+
+def test_a_hub_model_given_as_the_model_opens_on_new_pages_once_loaded(browser, fake_hub, explorer_tiny,
+                                                                       hub_explorer):
+    from vaegan.explorer import Models
+    models = Models(explorer_tiny, preferred=HUB_REPO)
+    with _serving(models) as url:
+        fake_hub.requests.clear()
+        page = _open(browser, url)  # the first page starts the load and is told so
+        page.locator("#status", has_text=f"{HUB_REPO} is still loading").wait_for(timeout=15000)
+        page.close()
+        models.wait(60)
+        assert models.ready(HUB_REPO) and fake_hub.requests
+        page = _open(browser, url)
+        try:
+            page.locator("#status", has_text=f"Model {HUB_REPO}").wait_for(timeout=15000)
+            assert page.locator("#model-picker input").input_value() == HUB_REPO
+            page.wait_for_timeout(500)
+            assert np.array_equal(_fetch(page, _src(page, "sample-grid")),
+                                  np.asarray(hub_explorer.sample(0, 1.0, 16).image))
+        finally:
+            page.close()
