@@ -23,10 +23,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from vaegan.explorer import (LOAD_WAIT_S, MAX_COUNT, MAX_SEED, N_SLIDERS,  # noqa: E402
-                             SLIDER_LIMIT, STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer,
-                             Models, is_hub_spec, load_or_fallback, split_specs,
-                             weights_folders)
+from vaegan.explorer import (MAX_COUNT, MAX_SEED, N_SLIDERS, SLIDER_LIMIT,  # noqa: E402
+                             STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer)
+from vaegan.models import (LOAD_WAIT_S, Models, is_hub_spec, load_or_fallback,  # noqa: E402
+                           split_specs, weights_folders)
 from vaegan.hub import ModelLoadError  # noqa: E402
 
 # One intra-op thread per request: a 28x28 decode takes ~1 ms on one thread, but tens of ms

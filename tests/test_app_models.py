@@ -26,8 +26,9 @@ from PIL import Image
 import app
 from conftest import free_port, hub_at
 from fake_hub import FakeHub
-from vaegan import explorer as explorer_module
-from vaegan.explorer import Explorer, ModelLoading, Models, is_hub_spec
+from vaegan import models as models_module
+from vaegan.explorer import Explorer
+from vaegan.models import ModelLoading, Models, is_hub_spec
 from vaegan.hub import ModelLoadError, load_model
 
 REPO = "org/tiny"
@@ -209,7 +210,7 @@ def test_a_failed_load_is_remembered_then_retried(explorer, monkeypatch):
         with pytest.raises(ModelLoadError, match="^org/gone: repository not found on the Hub$"):
             models.get("org/gone")
     assert calls == ["org/gone"]  # remembered, not asked again
-    monkeypatch.setattr(explorer_module, "RETRY_S", 0.0)
+    monkeypatch.setattr(models_module, "RETRY_S", 0.0)
     time.sleep(0.01)
     with pytest.raises(ModelLoadError, match="^org/gone: repository not found"):
         models.get("org/gone")
@@ -259,7 +260,7 @@ def test_an_unreachable_hub_blocks_nobody_and_its_error_is_shown(bundled, tmp_pa
             t0 = time.monotonic()
             with pytest.raises(AppError, match=f"Model '{REPO}' is still loading; try again"):
                 c.predict(3, 1.0, 4, REPO, api_name="/sample")
-            assert time.monotonic() - t0 < explorer_module.LOAD_WAIT_S + 5
+            assert time.monotonic() - t0 < models_module.LOAD_WAIT_S + 5
             # while the Hub retries, the bundled model answers at once, to this and other clients
             for other in (c, client(url, tmp_path)):
                 t0 = time.monotonic()

@@ -241,7 +241,7 @@ def _serving(models):
 def models_server(explorer_tiny, fake_hub):
     """The tiny model as the default, plus a Hub model served by the fake Hub and one that is
     not on it."""
-    from vaegan.explorer import Models
+    from vaegan.models import Models
     models = Models(explorer_tiny, [HUB_REPO, "org/missing"])
     with _serving(models) as url:
         yield url, models
@@ -301,7 +301,7 @@ def test_a_model_that_cannot_be_had_is_named_with_its_reason(browser, models_ser
 
 def test_a_hub_model_given_as_the_model_opens_on_new_pages_once_loaded(browser, fake_hub, explorer_tiny,
                                                                        hub_explorer):
-    from vaegan.explorer import Models
+    from vaegan.models import Models
     models = Models(explorer_tiny, preferred=HUB_REPO)
     with _serving(models) as url:
         fake_hub.requests.clear()
