@@ -9,7 +9,6 @@ arguments and raises ValueError with a sentence naming the argument and what is 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import sys
 import tempfile
@@ -42,7 +41,6 @@ UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one garment"
 BASES = {"kl": "Most informative dimensions", "pca": "Principal directions",
          "class": "Class attributes"}
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
