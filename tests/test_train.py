@@ -99,3 +99,16 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(SystemExit, match="cannot write to the output folder"):
         check_output_dir(blocker / "run")
+
+
+def test_fine_tune_from_a_weights_folder(tmp_path, data_dir):
+    assert run(tmp_path / "base", data_dir, "--max-steps", "31") == 0
+    base = load_file(tmp_path / "base" / "model" / "model.safetensors")
+    # one step of fine-tuning from the exported folder starts from exactly those weights
+    assert run(tmp_path / "ft", data_dir, "--max-steps", "1", "--lr", "1e-9",
+               "--init-from", str(tmp_path / "base" / "model")) == 0
+    ft = load_file(tmp_path / "ft" / "model" / "model.safetensors")
+    assert all(torch.allclose(base[k].float(), ft[k].float(), atol=1e-5) for k in base
+               if "running" not in k and "num_batches" not in k and "_u" not in k and "_v" not in k)
+    with pytest.raises(SystemExit, match="--init-from: .*nowhere: no such weights folder"):
+        run(tmp_path / "bad", data_dir, "--init-from", str(tmp_path / "nowhere"))

@@ -154,6 +154,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init-from", default=None, metavar="SPEC",
+                   help="fine-tune: start from a weights folder or Hub repo id (org/name[@rev]); "
+                        "the architecture comes from it (--gamma may still be set)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
@@ -210,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.latent_dim is not None:
             overrides["latent_dim"] = args.latent_dim
         config = dataclasses.replace(PRESETS[args.preset], **overrides)
+        if args.init_from:  # fine-tune: the architecture comes from the source model
+            from .hub import ModelLoadError, load_model
+            try:
+                init = load_model(args.init_from).model
+            except ModelLoadError as e:
+                raise SystemExit(f"error: --init-from: {e}") from None
+            keep = {k: v for k, v in overrides.items() if k == "gamma"}
+            config = dataclasses.replace(init.config, **keep)
         hp = {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "seed", "limit")}
 
     torch.manual_seed(hp["seed"])
@@ -217,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     opts = make_optimizers(model, hp["lr"])
     gen = torch.Generator(device=device).manual_seed(hp["seed"] + 1)  # reparam + prior noise
     step, epoch, batch_in_epoch = 0, 0, 0
+    if ckpt is None and args.init_from:
+        model.load_state_dict(init.state_dict(), strict=True)
+        print(f"initialised from {args.init_from}")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"], strict=True)
         for name, opt in opts.items():
