@@ -59,6 +59,27 @@ def free_port() -> int:
 
 
 @contextmanager
+def serving(demo, trailing_slash: bool = True):
+    """Launch a create_demo(...) app on a free loopback port; yield its URL; close it."""
+    import app
+    port = free_port()
+    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}" + ("/" if trailing_slash else "")
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def explorer_tiny(tiny_folder):
+    """The tiny model as an Explorer, shared by one test module."""
+    from vaegan.explorer import Explorer
+    ex = Explorer(load_model(str(tiny_folder)))
+    yield ex
+    ex.close()
+
+
+@contextmanager
 def hub_at(url: str, cache: Path):
     """huggingface_hub pointed at `url` (read at import, so patched in constants), its cache
     in `cache`, online, and no token; undone when the block ends."""

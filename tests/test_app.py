@@ -1,5 +1,4 @@
 """The app launched on 127.0.0.1 and called through gradio_client, as an API user would."""
-import socket
 
 import numpy as np
 import pytest
@@ -8,34 +7,17 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
-from vaegan.explorer import N_SLIDERS, Explorer
-from vaegan.hub import load_model
+from vaegan.explorer import N_SLIDERS
+from conftest import serving
 
 PUBLIC = {"/sample", "/decode", "/reconstruct", "/interpolate"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def explorer_tiny(tiny_folder):
-    ex = Explorer(load_model(str(tiny_folder)))
-    yield ex
-    ex.close()
 
 
 @pytest.fixture(scope="module")
 def served(explorer_tiny):
     demo = app.create_demo(explorer_tiny)
-    port = _free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serving(demo) as url:
+        yield demo, url
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from PIL import Image
 
 import app
 from conftest import free_port, hub_at
+from conftest import serving as conftest_serving
 from fake_hub import FakeHub
 from vaegan import models as models_module
 from vaegan.explorer import Explorer
@@ -39,13 +40,10 @@ REPO = "org/tiny"
 def serving(models: Models):
     """The app for these models on a free loopback port; on exit every load has ended (so no
     background thread outlives the test's Hub settings) and the server is closed."""
-    demo = app.create_demo(models)
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        with conftest_serving(app.create_demo(models)) as url:
+            yield url
     finally:
-        demo.close()
         models.close(timeout=60)
 
 

@@ -3,7 +3,6 @@ dragging a slider changes the picture, and the last picture matches the last sli
 import io
 import json
 import os
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from PIL import Image
 
 import app
+from conftest import serving
 from vaegan.explorer import Explorer
 from vaegan.hub import load_model
 
@@ -30,23 +30,10 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def explorer_tiny(tiny_folder):
-    ex = Explorer(load_model(str(tiny_folder)))
-    yield ex
-    ex.close()
-
-
-@pytest.fixture(scope="module")
 def server(explorer_tiny):
     demo = app.create_demo(explorer_tiny)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo, f"http://127.0.0.1:{port}"
-    finally:
-        demo.close()
+    with serving(demo, trailing_slash=False) as url:
+        yield demo, url
 
 
 @pytest.fixture(scope="module")
@@ -226,14 +213,10 @@ def fake_hub(tiny_repo, tmp_path_factory):
 
 @contextmanager
 def _serving(models):
-    from conftest import free_port
-    demo = app.create_demo(models)
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serving(app.create_demo(models), trailing_slash=False) as url:
+            yield url
     finally:
-        demo.close()
         models.close(timeout=60)
 
 
