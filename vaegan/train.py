@@ -64,12 +64,12 @@ def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
     post = model.encode(x)
     z = post.sample(generator)  # (B, Z)
     z_p = torch.randn(z.shape, generator=generator, device=z.device)  # (B, Z) ~ N(0, I)
-    fakes = model.decode(torch.cat([z, z_p]))  # (2B, C, H, W): reconstructions, then samples
     l_prior = losses.kl_loss(post)
-    if model.discriminator is None:
-        x_rec = fakes[: len(x)]
+    if model.discriminator is None:  # plain VAE: prior samples play no part in its loss
+        x_rec = model.decode(z)
         l_llike = losses.pixel_llike_loss(x, x_rec)
         return {"encoder": l_prior + l_llike, "decoder": l_llike}, StepLosses(l_prior.item(), l_llike.item())
+    fakes = model.decode(torch.cat([z, z_p]))  # (2B, C, H, W): reconstructions, then samples
     logits, feats = model.discriminator(torch.cat([x, fakes]))  # (3B,), (3B, C_l, h, w)
     b = len(x)
     f_real, f_rec = feats[:b], feats[b:2 * b]
