@@ -23,11 +23,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from vaegan.explorer import (MAX_COUNT, MAX_SEED, N_SLIDERS, SLIDER_LIMIT,  # noqa: E402
-                             STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer)
+from PIL import Image  # noqa: E402
+
+from vaegan.data import MAX_PIXELS  # noqa: E402  (importing it sets Pillow's bomb limit)
+from vaegan.explorer import (MAX_COUNT, MAX_SEED, MAX_SIDE, N_SLIDERS,  # noqa: E402
+                             SLIDER_LIMIT, STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer)
 from vaegan.models import (LOAD_WAIT_S, Models, is_hub_spec, load_or_fallback,  # noqa: E402
                            split_specs, weights_folders)
 from vaegan.hub import ModelLoadError  # noqa: E402
+from vaegan.live import LIVE_HEAD, LIVE_JS, add_route  # noqa: E402
 
 # One intra-op thread per request: a 28x28 decode takes ~1 ms on one thread, but tens of ms
 # when threads spin against each other on a small shared CPU (benchmarks/explorer_speed.py).
@@ -38,6 +42,11 @@ DEFAULT_MODEL = os.path.relpath(WEIGHTS / "fashion-mnist")
 RECON_HINT = "Upload a picture or pick an example."
 MAX_FILE_SIZE = "10mb"
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an hour
+# Queue (README, "Load"): each queued event runs at most CONCURRENCY requests at once (one
+# torch thread each, so about one per core); at most QUEUE_SIZE requests wait, and the one
+# after that is told "queue is full" at once instead of waiting without bound.
+CONCURRENCY = int(os.environ.get("VAEGAN_CONCURRENCY", "2"))
+QUEUE_SIZE = int(os.environ.get("VAEGAN_QUEUE_SIZE", "64"))
 # System fonts only: the page makes no requests beyond this server.
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="pink", neutral_hue="slate",
                        font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -92,8 +101,13 @@ def _upload(label: str, **kw) -> gr.Image:
     def checked(payload):
         try:
             return preprocess(payload)
-        except (OSError, SyntaxError, ValueError):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # at open()
+            raise gr.Error(f"That picture is too large: at most {MAX_PIXELS:,} pixels (e.g. "
+                           f"{MAX_SIDE}x{MAX_SIDE}) are accepted; {UPLOAD_HELP}.") from None
+        except (OSError, SyntaxError, ValueError, EOFError):
             raise gr.Error(f"That file could not be read as a picture; {UPLOAD_HELP}.") from None
+        except gr.Error:  # Gradio refuses .svg files by name
+            raise gr.Error(f"That file is a drawing (SVG), not a picture; {UPLOAD_HELP}.") from None
     box.preprocess = checked
     return box
 
@@ -313,7 +327,11 @@ def create_demo(models: Models | Explorer) -> gr.Blocks:
         dice.click(None, None, seed, js=f"() => Math.floor(Math.random() * {MAX_SEED + 1})")
         gr.on([sample_btn.click, seed.submit], sample, [seed, temperature, count, model],
               [grid, samples_z], api_name="sample")
-        gr.on([s.input for s in sliders] + [s.release for s in sliders], decode, [basis, origin],
+        # while a slider moves, the page draws frames from vaegan/live.py's route (no queue);
+        # on release this event puts the exact picture in the Gradio image
+        gr.on([s.input for s in sliders], None, [basis, origin, model, *sliders], None,
+              js=LIVE_JS, trigger_mode="multiple", queue=False, **private)
+        gr.on([s.release for s in sliders], decode, [basis, origin],
               explore_image, inputs_kwargs={**{f"slider_{i + 1}": s for i, s in enumerate(sliders)},
                                             "model": model},
               api_name="decode", trigger_mode="always_last", show_progress="hidden")
@@ -343,6 +361,7 @@ def create_demo(models: Models | Explorer) -> gr.Blocks:
         if models.preferred:  # a Hub --model: each new page opens on it once it has loaded
             demo.load(lambda *a: switch(models.preferred, *a, timeout=0), [model, *page], shown,
                       concurrency_limit=None, show_progress="hidden", **private)
+    demo.vaegan_models = models  # launch() serves the live decode route for these
     return demo
 
 
@@ -370,9 +389,18 @@ demo = create_demo(MODELS)
 
 
 def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
-    """The one place the app is launched: safe defaults (no share, no extra paths, no SSR)."""
-    return blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
-                         max_file_size=MAX_FILE_SIZE, share=False, show_error=False, **kw)
+    """The one place the app is launched: safe defaults (no share, no extra paths, no SSR),
+    plus the live decode route of vaegan/live.py (added once the server app exists)."""
+    block = not kw.pop("prevent_thread_lock", False)
+    blocks.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    result = blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
+                           max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
+                           head=LIVE_HEAD, prevent_thread_lock=True, **kw)
+    if getattr(blocks, "vaegan_models", None) is not None:
+        add_route(blocks.server_app, blocks.vaegan_models)
+    if block:
+        blocks.block_thread()
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,263 @@
+"""How fast the explorer feels, measured in one run (issue 6). Prints a Markdown table.
+
+    python benchmarks/latency.py [--model weights/fashion-mnist] [--repeat 200] [--runs 3]
+                                 [--drag-seconds 5] [--no-browser]
+
+1. model floor: model.decode of one z (p50, p95)
+2. handler: app.py's `decode` handler (slider values -> upscaled PIL image), and the live
+   route's work without HTTP (values -> native PNG bytes)
+3. API over HTTP on 127.0.0.1, the returned image included: the live route
+   (GET /vaegan/decode.png) and Gradio's /decode endpoint through gradio_client; with the
+   overhead factor API / model floor
+4. browser: headless Chromium drags a slider for --drag-seconds; displayed picture updates
+   per second, p50 time from the input event to the changed picture, time from release to
+   a picture of the final position, and whether that picture equals the server's decode
+5. cold start: from `python app.py` starting to the first answered decode
+6. a 64-image sample grid: time and images per second
+
+Each figure is the median over --runs runs (the per-run p50/p95 are over --repeat calls).
+The app runs in its own process, as users get it. Network traffic stays on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+
+def pct(ts: list[float], q: float) -> float:
+    s = sorted(ts)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    """(p50, p95) in ms of fn() over `repeat` calls after two warm-up calls."""
+    fn(), fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(1000 * (time.perf_counter() - t))
+    return pct(ts, 0.5), pct(ts, 0.95)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Values:
+    """Slider values that change on every call (no cache can answer), within [-3, 3]."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.i = k, 0
+
+    def __call__(self) -> list[float]:
+        self.i += 1
+        return [round(((self.i * 0.37 + j * 0.11) % 6) - 3, 2) for j in range(self.k)]
+
+
+def start_app(model: str, port: int, log) -> tuple[subprocess.Popen, float]:
+    """Start `python app.py` and wait for its first answered live decode -> (process, seconds)."""
+    import httpx
+    t0 = time.perf_counter()
+    env = {**os.environ, "VAEGAN_MODELS": ""}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", model, "--port", str(port)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/vaegan/decode.png?values=0.5"
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"app.py exited with {proc.returncode}; see {log.name}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc, time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+        if time.perf_counter() - t0 > 120:
+            proc.kill()
+            raise SystemExit("app.py did not answer within 120 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_browser(url: str, seconds: float, ex, origin: list[float]) -> dict:
+    """Drag slider 1 back and forth for `seconds`; read what the page displayed."""
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.get_by_role("tab", name="Explore").click()
+        page.locator("#explore-image img").first.wait_for()
+        page.wait_for_timeout(500)
+        track = page.locator("#slider-1 input[type=range]").bounding_box()
+        y = track["y"] + track["height"] / 2
+        x0, x1 = track["x"] + track["width"] * 0.2, track["x"] + track["width"] * 0.8
+        page.mouse.move(x0, y)
+        page.mouse.down()
+        t0 = page.evaluate("performance.now()")
+        start, k = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:  # a steady drag: one move per ~5 ms
+            k += 1
+            f = (k % 200) / 100
+            page.mouse.move(x0 + (x1 - x0) * (f if f <= 1 else 2 - f), y)
+            page.wait_for_timeout(5)
+        page.mouse.move(x0 + (x1 - x0) * 0.63, y)
+        page.mouse.up()
+        page.wait_for_timeout(1000)
+        live = page.evaluate("window.vaeganLive")
+        final = float(page.locator("#slider-1 input[type=number]").input_value())
+        overlay = page.locator("#explore-image img.vaegan-live")
+        shown_png = page.evaluate("""async () => {
+            const o = document.querySelector('#explore-image img.vaegan-live');
+            const b = await (await fetch(o.src)).blob();
+            return Array.from(new Uint8Array(await b.arrayBuffer())); }""")
+        base_src = page.locator("#explore-image img:not(.vaegan-live)").first.get_attribute("src")
+        base_png = page.request.get(base_src).body()
+        overlay_visible = overlay.is_visible()
+        browser.close()
+    frames = [f for f in live["shown"] if f["shown"] >= t0]
+    drag_end = max(f["shown"] for f in frames) if frames else t0
+    during = [f for f in frames if f["input"] <= live["lastRelease"]]
+    lat = [f["shown"] - f["input"] for f in during]
+    # the first frame of the final position after the last input
+    last_in = max(f["input"] for f in frames) if frames else t0
+    finals = [f for f in frames if f["input"] >= last_in and abs(float(f["values"][0]) - final) < 1e-6]
+    release_ms = max(0.0, finals[0]["shown"] - live["lastRelease"]) if finals else float("nan")
+    expect = np.asarray(ex.decode([final], "kl", origin, scale=1))
+    shown = np.asarray(Image.open(io.BytesIO(bytes(shown_png))))
+    base = np.asarray(Image.open(io.BytesIO(base_png)))[:: ex.scale, :: ex.scale]
+    return {"updates_per_s": len(during) / ((min(drag_end, live["lastRelease"]) - t0) / 1000),
+            "input_to_frame_p50": statistics.median(lat) if lat else float("nan"),
+            "release_ms": release_ms, "errors": live["errors"],
+            "exact": bool(np.array_equal(shown, expect) and np.array_equal(base, expect)),
+            "overlay_hidden_after_release": not overlay_visible}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="weights/fashion-mnist")
+    p.add_argument("--repeat", type=int, default=200, help="calls per timing run")
+    p.add_argument("--runs", type=int, default=3, help="runs per figure (the median is printed)")
+    p.add_argument("--drag-seconds", type=float, default=5.0)
+    p.add_argument("--no-browser", action="store_true")
+    args = p.parse_args()
+
+    import httpx
+    import torch
+    from gradio_client import Client
+
+    torch.set_num_threads(int(os.environ.get("VAEGAN_THREADS", "1")))  # as app.py does
+    import app
+    from vaegan import live
+    models = app.open_models(args.model)
+    ex = models.default
+    demo = app.create_demo(models)
+    handler = next(b.fn for b in demo.fns.values() if b.api_name == "decode")
+    k = len(ex.basis("kl").labels)
+    origin = ex.seed_latent(0).tolist()
+    origin_q = ",".join(f"{v:.6g}" for v in origin)
+    z = torch.tensor(origin)[None]
+    vals = Values(k)
+
+    rows: dict[str, list] = {}
+
+    def add(name, *figs):
+        rows.setdefault(name, []).append(figs)
+
+    log = tempfile.NamedTemporaryFile("w", prefix="latency-app-", suffix=".log", delete=False)
+    port = free_port()
+    for run in range(args.runs):
+        print(f"run {run + 1}/{args.runs}", file=sys.stderr)
+        with torch.inference_mode():
+            add("1. model floor: model.decode(z)", *timed(lambda: ex.model.decode(z), args.repeat))
+        add("2a. handler: app.py decode (upscaled PIL)",
+            *timed(lambda: handler("kl", origin, None, **{f"slider_{i + 1}": v for i, v in
+                                                         enumerate(vals() + [0.0] * (12 - k))}),
+                   args.repeat))
+        add("2b. handler: live route work (native PNG bytes)",
+            *timed(lambda: live.decode_png(ex, ",".join(map(str, vals())), "kl", origin_q), args.repeat))
+        add("6. 64-image sample grid (Explorer.sample)", *timed(lambda: ex.sample(run, 1.0, 64), 20))
+
+        proc, cold = start_app(args.model, port, log)
+        add("5. cold start: process start -> first decode answered", cold * 1000, cold * 1000)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client() as http:
+                def get_live():
+                    r = http.get(base + live.ROUTE, params={"values": ",".join(map(str, vals())),
+                                                            "origin": origin_q})
+                    assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.text
+                add("3a. API: live route GET, PNG included", *timed(get_live, args.repeat))
+            client = Client(base + "/", verbose=False, download_files=tempfile.mkdtemp(prefix="lat-"))
+
+            def gradio_decode():
+                v = vals() + [0.0] * (12 - k)
+                out = client.predict("kl", origin, *v, api_name="/decode")
+                assert Path(out).stat().st_size > 0
+            add("3b. API: Gradio /decode via gradio_client, image fetched",
+                *timed(gradio_decode, max(20, args.repeat // 4)))
+            client.close()
+            if not args.no_browser:
+                b = bench_browser(base + "/", args.drag_seconds, ex, origin)
+                rows.setdefault("4. browser", []).append(b)
+        finally:
+            stop(proc)
+
+    floor = statistics.median(r[0] for r in rows["1. model floor: model.decode(z)"])
+    print(f"\nMachine: {os.cpu_count()}-core {platform.machine()} CPU, {platform.system()}, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} torch thread(s); load average "
+          f"{os.getloadavg()[0]:.1f}; model {args.model}; medians of {args.runs} runs\n")
+    print("| measure | p50 ms | p95 ms | p50 / model floor |\n|---|---:|---:|---:|")
+    for name, figs in rows.items():
+        if name.startswith("4."):
+            continue
+        p50 = statistics.median(f[0] for f in figs)
+        p95 = statistics.median(f[1] for f in figs)
+        extra = ""
+        if name.startswith("6."):
+            extra = f" ({64 / p50 * 1000:.0f} images/s)"
+        print(f"| {name}{extra} | {p50:.2f} | {p95:.2f} | {p50 / floor:.1f}x |")
+    if "4. browser" in rows:
+        bs = rows["4. browser"]
+        med = lambda key: statistics.median(b[key] for b in bs)  # noqa: E731
+        print(f"\n| browser, {args.drag_seconds:g} s drag of slider 1 (median of {len(bs)}) | value |\n|---|---:|")
+        print(f"| displayed picture updates per second | {med('updates_per_s'):.1f} |")
+        print(f"| input event -> changed picture, p50 ms | {med('input_to_frame_p50'):.1f} |")
+        print(f"| release -> picture of the final position, ms | {med('release_ms'):.1f} |")
+        print(f"| final picture equals the server decode (all runs) | {all(b['exact'] for b in bs)} |")
+        print(f"| overlay handed back to the Gradio image after release (all runs) | "
+              f"{all(b['overlay_hidden_after_release'] for b in bs)} |")
+        print(f"| fetch errors | {sum(b['errors'] for b in bs)} |")
+    os.unlink(log.name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
