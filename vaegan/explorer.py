@@ -257,10 +257,11 @@ class Explorer:
         return latent.compose(self.origin(origin), b.matrix, v)
 
     @torch.inference_mode()
-    def decode(self, values, basis: str = "kl", origin=None) -> Image.Image:
-        """Slider values along a basis from a starting point -> upscaled image."""
+    def decode(self, values, basis: str = "kl", origin=None, scale: int | None = None) -> Image.Image:
+        """Slider values along a basis from a starting point -> image, upscaled by `scale`
+        (default: to about DISPLAY_PX; 1 = the model's native size)."""
         z = self.latent(values, basis, origin)
-        return to_image(self.model.decode(z[None].to(self.model.device)), self.scale)
+        return to_image(self.model.decode(z[None].to(self.model.device)), scale or self.scale)
 
     # ---- Reconstruct -----------------------------------------------------------------------
     @torch.inference_mode()
