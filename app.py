@@ -104,10 +104,10 @@ def _upload(label: str, **kw) -> gr.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # at open()
             raise gr.Error(f"That picture is too large: at most {MAX_PIXELS:,} pixels (e.g. "
                            f"{MAX_SIDE}x{MAX_SIDE}) are accepted; {UPLOAD_HELP}.") from None
-        except (OSError, SyntaxError, ValueError, EOFError):
-            raise gr.Error(f"That file could not be read as a picture; {UPLOAD_HELP}.") from None
         except gr.Error:  # Gradio refuses .svg files by name
             raise gr.Error(f"That file is a drawing (SVG), not a picture; {UPLOAD_HELP}.") from None
+        except (OSError, SyntaxError, ValueError, EOFError):
+            raise gr.Error(f"That file could not be read as a picture; {UPLOAD_HELP}.") from None
     box.preprocess = checked
     return box
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,15 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DEFAULT_FASHION_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+# Decompression bombs: Pillow checks the size in Image.open(), before decoding any pixels.
+# Its default limit (~89 million pixels, an error only at twice that) is far more than a
+# picture of one garment needs; above MAX_PIXELS opening a file is an error, here and in
+# Gradio's upload handling alike (both import this module).
+MAX_PIXELS = 4096 * 4096
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -83,20 +93,62 @@ def load_dataset(name: str, split: str, data_dir: str | Path | None, image_size:
 
 # ---- the one conversion in, the one conversion out ----------------------------------------
 
+def _first_frame(image: Image.Image) -> Image.Image:
+    """Animated GIF/WebP/APNG -> its first frame; any other picture as it is."""
+    if getattr(image, "is_animated", False):
+        image.seek(0)
+    return image
+
+
+def _value_range(values: np.ndarray, mode: str) -> tuple[float, float]:
+    """(black, white) of a high-depth picture: 0-65535 for 16-bit modes; for I (32-bit) and F
+    the smallest usual range holding every value (0-1 for F, then 0-255, then 0-65535), else
+    the picture's own minimum and maximum. Values are scaled, never clipped at 255."""
+    if mode.startswith("I;16"):
+        return 0.0, 65535.0
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    for top in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if lo >= 0 and hi <= top:
+            return 0.0, top
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def _eight_bit(image: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow mode -> "L" (channels 1) or "RGB": transparency composited on white,
+    16/32-bit and float pictures scaled by their range (see _value_range), palettes expanded."""
+    im = image
+    if im.mode in HIGH_DEPTH_MODES:
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32))  # (H, W)
+        black, white = _value_range(arr, im.mode)
+        arr = (arr - black) / (white - black)
+        im = Image.fromarray((arr.clip(0, 1) * 255).round().astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+            im.mode in ("P", "L", "RGB") and "transparency" in im.info):
+        im = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
+    if im.mode not in ("1", "L", "P", "RGB", "RGBA", "CMYK"):  # YCbCr, LAB, HSV, ...
+        im = im.convert("RGB")
+    return im.convert("L" if channels == 1 else "RGB")
+
+
+def _fit(im: Image.Image, size: int) -> Image.Image:
+    """Resize so the longer side is `size` (the shorter at least 1 pixel), keeping the aspect."""
+    s = size / max(im.size)
+    return im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))),
+                     Image.Resampling.LANCZOS)
+
+
 def to_tensor(image: Image.Image, image_size: int = 28, channels: int = 1,
               invert: bool | None = None) -> torch.Tensor:
     """An uploaded picture -> model input (1, C, S, S) in [0, 1].
 
-    Applies EXIF orientation, composites transparency on white, converts the mode, pads
-    to a square (keeping the whole garment), resizes, and for grayscale inverts images
-    that are dark on light (invert=None decides from the border pixels).
+    Takes the first frame of an animation, applies EXIF orientation, converts every Pillow
+    mode (see _eight_bit: transparency on white, 16-bit scaled, not clipped), fits the
+    longer side to S and pads to a square (keeping the whole garment; a 10000x10 strip
+    becomes a thin line), and for grayscale inverts images that are dark on light
+    (invert=None decides from the border pixels).
     """
-    im = ImageOps.exif_transpose(image)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(bg, im)
-    im = im.convert("L" if channels == 1 else "RGB")
+    im = _fit(_eight_bit(ImageOps.exif_transpose(_first_frame(image)), channels), image_size)
     arr = np.asarray(im, dtype=np.float32) / 255.0
     if channels == 1:
         border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
@@ -108,8 +160,8 @@ def to_tensor(image: Image.Image, image_size: int = 28, channels: int = 1,
     else:
         fill = 0
     im = Image.fromarray((arr * 255).round().astype(np.uint8))
-    im = ImageOps.pad(im, (max(im.size),) * 2, color=fill if channels == 1 else (fill,) * 3)
-    im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
+    im = ImageOps.pad(im, (image_size, image_size), Image.Resampling.LANCZOS,
+                      color=fill if channels == 1 else (fill,) * 3)
     t = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()) / 255.0
     t = t.unsqueeze(0) if channels == 1 else t.permute(2, 0, 1)
     return t.unsqueeze(0)

@@ -22,7 +22,7 @@ from torchvision.utils import make_grid
 
 from . import latent
 from .assets import ExplorerAssets, build_assets, load_assets, save_assets
-from .data import FASHION_CLASSES, load_fashion_mnist, to_image, to_tensor
+from .data import FASHION_CLASSES, MAX_PIXELS, load_fashion_mnist, to_image, to_tensor
 from .hub import EXPLORER_FILE, LoadedModel, load_model
 from .model import PRESETS, VAEGAN
 
@@ -38,6 +38,7 @@ GRID_PX = 640  # sample grids and frame sheets: upscaled by the largest integer 
 GRID_PAD, GRID_PAD_VALUE = 2, 0.3
 KEEP_GIFS = 16  # GIFs kept in the temp dir (Gradio copies each into its own cache)
 UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one garment"
+MAX_SIDE = math.isqrt(MAX_PIXELS)  # 4096: uploads hold at most MAX_PIXELS = MAX_SIDE**2 pixels
 BASES = {"kl": "Most informative dimensions", "pca": "Principal directions",
          "class": "Class attributes"}
 
@@ -108,23 +109,39 @@ def _number(value, name: str, lo: float, hi: float, integer: bool = False) -> fl
 
 
 def _picture(image, name: str = "image") -> Image.Image:
-    """A readable, non-empty PIL image (or a path to one), else ValueError."""
+    """A readable, non-empty PIL image (or a path to one) of at most MAX_PIXELS, else
+    ValueError. The size is checked before the pixels are decoded (Pillow reads it at open)."""
     if image is None:
         raise ValueError(f"{name}: no picture given; {UPLOAD_HELP}")
     try:
         if isinstance(image, (str, Path)):
             with Image.open(image) as im:
+                _check_size(im, name)
                 im.load()
                 image = im.copy()
         elif not isinstance(image, Image.Image):
             raise ValueError(f"{name}: expected a picture, got {type(image).__name__}; {UPLOAD_HELP}")
+        _check_size(image, name)
         image.load()
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(_too_large(name)) from None
+    except (OSError, SyntaxError, EOFError) as e:
         raise ValueError(f"{name}: the file could not be read as a picture ({type(e).__name__}); "
                          f"{UPLOAD_HELP}") from None
     if image.width == 0 or image.height == 0:
         raise ValueError(f"{name}: the picture is empty (0 pixels); {UPLOAD_HELP}")
     return image
+
+
+def _too_large(name: str, size: tuple[int, int] | None = None) -> str:
+    got = f" ({size[0]}x{size[1]})" if size else ""
+    return (f"{name}: the picture is too large{got}; at most {MAX_PIXELS:,} pixels "
+            f"(e.g. {MAX_SIDE}x{MAX_SIDE}) are accepted; {UPLOAD_HELP}")
+
+
+def _check_size(image: Image.Image, name: str) -> None:
+    if image.width * image.height > MAX_PIXELS:
+        raise ValueError(_too_large(name, image.size))
 
 
 class Explorer:
