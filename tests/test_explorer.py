@@ -1,5 +1,7 @@
 """Explorer: what every tab does, without the UI (tiny random model, real files)."""
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,3 +263,23 @@ def test_unreadable_files_get_a_clear_sentence(explorer, tmp_path):
     truncated.write_bytes((tmp_path / "full.png").read_bytes()[:300])
     with pytest.raises(ValueError, match=r"could not be read as a picture"):
         explorer.reconstruct(Image.open(truncated))
+
+
+@pytest.mark.parametrize("n,c,ncols", [(16, 1, 4), (7, 1, 3), (5, 3, 2), (1, 1, 1)])
+def test_tile_is_torchvisions_make_grid(n, c, ncols):
+    from torchvision.utils import make_grid
+
+    from vaegan.explorer import tile
+    x = torch.rand(n, c, 6, 5, generator=torch.Generator().manual_seed(n))
+    want = make_grid(x, nrow=ncols, padding=2, pad_value=0.3)[:c]
+    assert torch.equal(tile(x, ncols, 2, 0.3), want)
+
+
+def test_the_app_does_not_import_torchvision():
+    """torchvision's import pulls in torch._dynamo: seconds of cold start (issue 6)."""
+    import subprocess
+    import sys
+    code = "import sys, app; print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1], env={**os.environ, "VAEGAN_MODELS": ""})
+    assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]

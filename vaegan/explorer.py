@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.utils import make_grid
 
 from . import latent
 from .assets import ExplorerAssets, build_assets, load_assets, save_assets
@@ -93,6 +92,22 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(s.mean())
+
+
+def tile(x: torch.Tensor, ncols: int, pad: int, pad_value: float) -> torch.Tensor:
+    """Images (N, C, H, W) -> one grid (C, H', W'), row-major, `pad` pixels of pad_value around
+    each: torchvision's make_grid layout (tests check they agree). Not imported from there
+    because importing torchvision also imports torch._dynamo, seconds of the app's cold start."""
+    n, c, h, w = x.shape
+    if n == 1:  # as make_grid: a single image, unpadded
+        return x[0]
+    rows = math.ceil(n / ncols)
+    g = x.new_full((c, rows * (h + pad) + pad, ncols * (w + pad) + pad), pad_value)
+    for i in range(n):
+        r, q = divmod(i, ncols)
+        y0, x0 = pad + r * (h + pad), pad + q * (w + pad)
+        g[:, y0:y0 + h, x0:x0 + w] = x[i]
+    return g
 
 
 def _number(value, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
@@ -249,8 +264,7 @@ class Explorer:
         return max(1, GRID_PX // (ncols * (self.config.image_size + GRID_PAD) + GRID_PAD))
 
     def _grid(self, x: torch.Tensor, ncols: int) -> Image.Image:
-        g = make_grid(x, nrow=ncols, padding=GRID_PAD, pad_value=GRID_PAD_VALUE)[: self.config.channels]
-        return to_image(g, self._grid_scale(ncols))
+        return to_image(tile(x, ncols, GRID_PAD, GRID_PAD_VALUE), self._grid_scale(ncols))
 
     def grid_cell(self, x: float, y: float, count) -> int | None:
         """Index of the sample under pixel (x, y) of a grid of count samples, or None."""
