@@ -123,11 +123,9 @@ def bench_browser(url: str, seconds: float, ex, origin: list[float]) -> dict:
         page.mouse.down()
         t0 = page.evaluate("performance.now()")
         start, k = time.perf_counter(), 0
-        while time.perf_counter() - start < seconds:  # a steady drag: one move per ~5 ms
+        while time.perf_counter() - start < seconds:  # sweep back and forth, 40 moves a sweep
             k += 1
-            f = (k % 200) / 100
-            page.mouse.move(x0 + (x1 - x0) * (f if f <= 1 else 2 - f), y)
-            page.wait_for_timeout(5)
+            page.mouse.move(x1 if k % 2 else x0, y, steps=40)
         page.mouse.move(x0 + (x1 - x0) * 0.63, y)
         page.mouse.up()
         page.wait_for_timeout(1000)
@@ -153,7 +151,9 @@ def bench_browser(url: str, seconds: float, ex, origin: list[float]) -> dict:
     expect = np.asarray(ex.decode([final], "kl", origin, scale=1))
     shown = np.asarray(Image.open(io.BytesIO(bytes(shown_png))))
     base = np.asarray(Image.open(io.BytesIO(base_png)))[:: ex.scale, :: ex.scale]
-    return {"updates_per_s": len(during) / ((min(drag_end, live["lastRelease"]) - t0) / 1000),
+    drag_s = (live["lastRelease"] - t0) / 1000
+    return {"updates_per_s": len(during) / drag_s,
+            "inputs_per_s": len([t for t in live["inputs"] if t0 <= t <= live["lastRelease"]]) / drag_s,
             "input_to_frame_p50": statistics.median(lat) if lat else float("nan"),
             "release_ms": release_ms, "errors": live["errors"],
             "exact": bool(np.array_equal(shown, expect) and np.array_equal(base, expect)),
@@ -167,6 +167,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3, help="runs per figure (the median is printed)")
     p.add_argument("--drag-seconds", type=float, default=5.0)
     p.add_argument("--no-browser", action="store_true")
+    p.add_argument("--browser-only", action="store_true", help="skip every figure but 4")
     args = p.parse_args()
 
     import httpx
@@ -195,6 +196,14 @@ def main() -> int:
     port = free_port()
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", file=sys.stderr)
+        if args.browser_only:
+            proc, _ = start_app(args.model, port, log)
+            try:
+                rows.setdefault("4. browser", []).append(
+                    bench_browser(f"http://127.0.0.1:{port}/", args.drag_seconds, ex, origin))
+            finally:
+                stop(proc)
+            continue
         with torch.inference_mode():
             add("1. model floor: model.decode(z)", *timed(lambda: ex.model.decode(z), args.repeat))
         add("2a. handler: app.py decode (upscaled PIL)",
@@ -230,7 +239,7 @@ def main() -> int:
         finally:
             stop(proc)
 
-    floor = statistics.median(r[0] for r in rows["1. model floor: model.decode(z)"])
+    floor = statistics.median(r[0] for r in rows.get("1. model floor: model.decode(z)", [(1.0,)]))
     print(f"\nMachine: {os.cpu_count()}-core {platform.machine()} CPU, {platform.system()}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} torch thread(s); load average "
           f"{os.getloadavg()[0]:.1f}; model {args.model}; medians of {args.runs} runs\n")
@@ -248,6 +257,7 @@ def main() -> int:
         bs = rows["4. browser"]
         med = lambda key: statistics.median(b[key] for b in bs)  # noqa: E731
         print(f"\n| browser, {args.drag_seconds:g} s drag of slider 1 (median of {len(bs)}) | value |\n|---|---:|")
+        print(f"| slider input events per second (what the drag produced) | {med('inputs_per_s'):.1f} |")
         print(f"| displayed picture updates per second | {med('updates_per_s'):.1f} |")
         print(f"| input event -> changed picture, p50 ms | {med('input_to_frame_p50'):.1f} |")
         print(f"| release -> picture of the final position, ms | {med('release_ms'):.1f} |")

@@ -109,8 +109,15 @@ def test_dragging_a_slider_changes_the_picture(page, explorer_tiny, server):
     # the last picture is the decode of the last slider position (no stale frame wins)
     origin = explorer_tiny.seed_latent(0).tolist()
     assert np.array_equal(shown, np.asarray(explorer_tiny.decode(values, "kl", origin)))
-    # always_last: far fewer decodes than moves, and at least one while dragging
-    assert 1 <= page.joins.count("decode") <= 21
+    # while dragging, frames came from the live route, not the queue: one queued decode, on release
+    assert page.joins.count("decode") == 1, page.joins
+    live = page.evaluate("window.vaeganLive")
+    assert len(live["shown"]) >= 2 and live["errors"] == 0
+    assert sum("/vaegan/decode.png?" in u for u in page.requests) >= len(live["shown"])
+    assert len({round(float(f["values"][0]), 2) for f in live["shown"]}) >= 2  # distinct positions
+    # the last live frame showed the final position, and Gradio's picture replaced it on release
+    assert float(live["shown"][-1]["values"][0]) == values[0]
+    assert not page.locator("#explore-image img.vaegan-live").is_visible()
 
 
 def test_reset_sets_every_slider_with_one_request(page, explorer_tiny):

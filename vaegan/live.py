@@ -85,11 +85,14 @@ def add_route(app, models) -> None:
 
 LIVE_HEAD = """<script>
 (() => {
-  const live = window.vaeganLive = {shown: [], errors: 0, lastInput: 0, lastRelease: 0};
+  const live = window.vaeganLive = {shown: [], inputs: [], errors: 0, lastInput: 0, lastRelease: 0};
   let busy = false, pending = null, overlay = null, lastUrl = null, watched = null;
   const frameOf = () => document.querySelector("#explore-image img:not(.vaegan-live)");
   document.addEventListener("input", e => {
-    if (e.target.closest && e.target.closest("[id^=slider-]")) live.lastInput = performance.now();
+    if (!(e.target.closest && e.target.closest("[id^=slider-]"))) return;
+    live.lastInput = performance.now();
+    live.inputs.push(live.lastInput);
+    if (live.inputs.length > 5000) live.inputs.splice(0, 1000);
   }, true);
   document.addEventListener("pointerup", () => { live.lastRelease = performance.now(); }, true);
   function hide() { if (overlay) overlay.style.display = "none"; }
