@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+from gradio import processing_utils  # noqa: E402
 import torch  # noqa: E402
 
 from PIL import Image  # noqa: E402
@@ -47,6 +49,30 @@ DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an h
 # after that is told "queue is full" at once instead of waiting without bound.
 CONCURRENCY = int(os.environ.get("VAEGAN_CONCURRENCY", "2"))
 QUEUE_SIZE = int(os.environ.get("VAEGAN_QUEUE_SIZE", "64"))
+
+
+def _save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's processing_utils.save_pil_to_cache, except that the file appears whole. Gradio
+    names a cached output by the hash of its bytes and rewrites it in place, so two requests
+    that make the same picture at once (the same seed, the same upload) could serve it while
+    it was being rewritten: clients got 0 bytes under load (benchmarks/load.py)."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    path = (folder / f"{name}.{format}").resolve()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(path)
+
+
+processing_utils.save_pil_to_cache = _save_pil_to_cache
+
 # System fonts only: the page makes no requests beyond this server.
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="pink", neutral_hue="slate",
                        font=["ui-sans-serif", "system-ui", "sans-serif"],
