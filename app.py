@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -23,13 +24,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 from gradio import processing_utils  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
 import torch  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
 from vaegan.data import MAX_PIXELS  # noqa: E402  (importing it sets Pillow's bomb limit)
 from vaegan.explorer import (MAX_COUNT, MAX_SEED, MAX_SIDE, N_SLIDERS,  # noqa: E402
-                             SLIDER_LIMIT, STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer)
+                             SLIDER_LIMIT, STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer,
+                             _number)
 from vaegan.models import (LOAD_WAIT_S, Models, is_hub_spec, load_or_fallback,  # noqa: E402
                            split_specs, weights_folders)
 from vaegan.hub import ModelLoadError  # noqa: E402
@@ -49,6 +53,9 @@ DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an h
 # after that is told "queue is full" at once instead of waiting without bound.
 CONCURRENCY = int(os.environ.get("VAEGAN_CONCURRENCY", "2"))
 QUEUE_SIZE = int(os.environ.get("VAEGAN_QUEUE_SIZE", "64"))
+# A request body other than a file upload (which MAX_FILE_SIZE bounds) is a few hundred bytes
+# of JSON; anything over this is refused (413) before it is read, let alone parsed.
+MAX_BODY = 256 * 1024
 
 
 def _save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
@@ -86,6 +93,12 @@ CSS = """
 """
 
 
+def _sentence(error) -> gr.Error:
+    """An Explorer-style message ("count must be ...") as the gr.Error the page shows."""
+    text = str(error)
+    return gr.Error(text[:1].upper() + text[1:])
+
+
 def _friendly(fn):
     """Explorer's ValueErrors (bad arguments, bad pictures) and a model that cannot be had
     become a gr.Error sentence."""
@@ -94,10 +107,71 @@ def _friendly(fn):
         try:
             return fn(*args, **kwargs)
         except ValueError as e:
-            raise gr.Error(str(e)[0].upper() + str(e)[1:]) from None
+            raise _sentence(e) from None
         except ModelLoadError as e:  # its sentence starts with a repo id or a path: keep as is
             raise gr.Error(str(e)) from None
     return wrapper
+
+
+def _limit_body(app, max_bytes: int):
+    """ASGI middleware: a request body over max_bytes (file uploads excepted: Gradio checks
+    them against max_file_size) gets 413 and a sentence, before any of it is read."""
+    async def middleware(scope, receive, send):
+        if scope["type"] == "http" and not scope["path"].endswith("/upload"):
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > max_bytes:
+                refusal = PlainTextResponse(f"Request too large: at most {max_bytes:,} bytes of "
+                                            "JSON; send pictures as file uploads", status_code=413)
+                return await refusal(scope, receive, send)
+            received = 0
+
+            async def bounded():  # a body sent in chunks, without a length, is cut off too
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                return {"type": "http.disconnect"} if received > max_bytes else message
+            return await app(scope, bounded, send)
+        return await app(scope, receive, send)
+    return middleware
+
+
+def _name_the_argument(blocks: gr.Blocks) -> None:
+    """Gradio checks Slider/Number ranges and Radio choices before a handler runs, in a
+    sentence that does not say which argument ("Value 65 is greater than maximum value 64"),
+    and a NaN or infinity sent as raw JSON fails it without a sentence. Re-say both as
+    Explorer does, naming the public API parameter and the allowed range."""
+    names = {}
+    for fn in blocks.fns.values():
+        if fn.api_name and fn.api_visibility != "private":
+            for box, name in zip(fn.inputs, fn.input_parameter_names):
+                names.setdefault(box._id, name or getattr(box, "label", None) or "value")
+    for box in blocks.blocks.values():
+        if box._id not in names or not isinstance(box, (gr.Slider, gr.Number, gr.Radio)) \
+                or getattr(box, "_named", False):
+            continue
+        box._named, preprocess, name = True, box.preprocess, names[box._id]
+
+        def checked(payload, preprocess=preprocess, box=box, name=name):
+            try:
+                value = preprocess(payload)
+            except (ValueError, TypeError, OverflowError) as e:  # gr.Error is a ValueError too
+                error = e
+            else:  # (a Slider lets NaN and infinities through)
+                if not isinstance(value, float) or math.isfinite(value):
+                    return value
+                error = None
+            if isinstance(box, gr.Radio):
+                allowed = [value for _, value in box.choices]
+                raise _sentence(f"{name} must be one of {allowed}, got {payload!r}") from None
+            integer = getattr(box, "precision", None) == 0 or getattr(box, "step", None) == 1
+            lo = -math.inf if box.minimum is None else box.minimum
+            hi = math.inf if box.maximum is None else box.maximum
+            try:
+                _number(payload, name, lo, hi, integer)
+            except ValueError as e:
+                raise _sentence(e) from None
+            raise error or _sentence(f"{name}: {payload!r} is not accepted")
+        box.preprocess = checked
 
 
 def _metrics(mse: float, ssim: float) -> str:
@@ -419,9 +493,12 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
     plus the live decode route of vaegan/live.py (added once the server app exists)."""
     block = not kw.pop("prevent_thread_lock", False)
     blocks.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    _name_the_argument(blocks)
     result = blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
                            max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
-                           head=LIVE_HEAD, prevent_thread_lock=True, **kw)
+                           head=LIVE_HEAD, prevent_thread_lock=True,
+                           app_kwargs={"middleware": [Middleware(_limit_body, max_bytes=MAX_BODY)]},
+                           **kw)
     if getattr(blocks, "vaegan_models", None) is not None:
         add_route(blocks.server_app, blocks.vaegan_models)
     if block:

@@ -104,8 +104,8 @@ def test_interpolate(client, example_png):
 
 @pytest.mark.parametrize("args, api_name, message", [
     ((None,), "/reconstruct", "Image: no picture given; upload a PNG"),
-    ((-1, 1.0, 4), "/sample", "Value -1 is less than minimum value 0"),  # Gradio checks Number
-    ((0, 1.0, 100), "/sample", "Value 100 is greater than maximum value 64"),  # Gradio's Slider
+    ((-1, 1.0, 4), "/sample", "Seed must be a whole number between 0 and 4294967295, got -1"),
+    ((0, 1.0, 100), "/sample", "Count must be a whole number between 1 and 64, got 100"),
     (("kl", [0.0] * 3), "/decode", "Origin must have 8 numbers, got 3"),
     (("Seed", 1, None, "Picture", 0, None, 4, "slerp"), "/interpolate", "Endpoint B: no picture given"),
     ((0, 1.0, 4, "org/unlisted"), "/sample", r"Model must be one of \[.*\], got 'org/unlisted'"),
