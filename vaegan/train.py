@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     check_output_dir(out)
+    for stale in out.glob(".ckpt-*.tmp"):  # left by a process killed while writing a checkpoint
+        stale.unlink(missing_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -271,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
                 "torch": torch.__version__, "machine": platform_summary()}
         (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
+    saved_step = ckpt["step"] if ckpt else None  # the step of the last good checkpoint
+
+    def checkpoint() -> None:
+        nonlocal saved_step
+        save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
+        saved_step = step
+
     log = open(out / "metrics.jsonl", "a")
     t0 = time.time()
     elapsed0 = ckpt["elapsed_s"] if ckpt and "elapsed_s" in ckpt else 0.0
@@ -307,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.write(json.dumps({"step": step, "epoch": epoch, **row}) + "\n")
                     log.flush()
                 if step % args.ckpt_every == 0:
-                    save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
+                    checkpoint()
             bar.close()
             if batch_in_epoch >= per_epoch:
                 epoch += 1
@@ -323,12 +332,20 @@ def main(argv: list[str] | None = None) -> int:
                     rec = model.reconstruct(fixed_x)
                     save_image(torch.cat([fixed_x, rec]), out / f"recon_e{epoch:03d}.png", nrow=8)
                 export(out / "model", epoch, step, elapsed0 + time.time() - t0)
-            save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
+            checkpoint()
+        model.eval()
+        total = elapsed0 + time.time() - t0
+        export(out / "model", epoch, step, total)
+    except OSError as e:  # disk full, folder removed, quota ...: a sentence, not a traceback
+        where = f" ({e.filename})" if e.filename else ""
+        last = (f"The last good checkpoint, {ckpt_path} (step {saved_step}), is untouched; free "
+                "some space and continue with --resume." if saved_step is not None
+                else "No checkpoint had been written yet.")
+        print(f"\nerror: could not write the run's files at step {step}: {e.strerror or e}{where}; "
+              f"training stopped. {last}", file=sys.stderr)
+        return 3
     finally:
         log.close()
-    model.eval()
-    total = elapsed0 + time.time() - t0
-    export(out / "model", epoch, step, total)
     print(f"done: {step} steps, {epoch} epochs, {total / 60:.1f} min; weights in {out / 'model'}")
     return 0
 
