@@ -4,6 +4,7 @@ the run); a disk that fills up while writing a checkpoint stops the run with a s
 leaves the previous checkpoint as it was; a full disk or an unwritable folder fails first."""
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,3 +115,29 @@ def test_an_unwritable_output_folder_fails_before_training_with_a_sentence(tmp_p
     assert res.returncode == 1
     assert f"error: cannot write to the output folder {blocker / 'run'}: " in res.stderr
     assert "Traceback" not in res.stderr and "epoch" not in res.stderr
+
+
+# ---- weights folders that ask for too much ------------------------------------------------------
+@pytest.mark.parametrize("key, value, message", [
+    ("latent_dim", 50_000_000, r"model\.safetensors: weights do not match config\.json: wrong shapes "
+                               r"encoder\.head\.weight: file \(16, \d+\) vs config \(100000000, \d+\)"),
+    ("disc_widths", [-4, 8], r"config\.json: invalid config \(.*negative dimension -4"),
+])
+def test_a_config_asking_for_absurd_layers_fails_before_allocating_them(tiny_folder, tmp_path, key, value,
+                                                                        message):
+    """Shapes are compared with the safetensors header on the meta device first: a config.json
+    with a 50-million-dimensional code names the file instead of allocating ~10 GB."""
+    import json
+
+    from vaegan.hub import ModelLoadError, load_model
+    from vaegan.models import load_or_fallback
+    folder = tmp_path / "absurd"
+    shutil.copytree(tiny_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=message):
+        load_model(str(folder))
+    ex = load_or_fallback(str(folder), str(tiny_folder))  # the app's start: the fallback, with a notice
+    assert ex.spec == str(tiny_folder) and f"Could not load `{folder}`" in ex.status
+    ex.close()

@@ -20,6 +20,7 @@ from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidation
                                     RepositoryNotFoundError, RevisionNotFoundError)
 from huggingface_hub.file_download import _CACHED_NO_EXIST
 from huggingface_hub.utils import validate_repo_id
+import torch
 from safetensors import safe_open
 
 from .model import SAFETENSORS_FILE, VAEGAN, VAEGANConfig
@@ -166,6 +167,27 @@ def check_safetensors(path: Path) -> None:
         raise ModelLoadError(f"{path}: not a readable safetensors file ({e})") from None
 
 
+def check_shapes(config: VAEGANConfig, weights: Path, source: Path) -> None:
+    """Before any memory is allocated for the model: build it on the meta device and compare
+    its tensor shapes with those in the safetensors header, so that a config.json asking for
+    huge (or negative) layers fails with the file named instead of allocating them. Raises
+    ModelLoadError."""
+    try:
+        with torch.device("meta"):
+            own = {k: tuple(v.shape) for k, v in VAEGAN(config).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as e:  # e.g. a negative width
+        raise ModelLoadError(f"{source}: invalid config ({e})") from None
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            theirs = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise ModelLoadError(f"{weights}: not a readable safetensors file ({e})") from None
+    wrong = [f"{k}: file {theirs[k]} vs config {own[k]}" for k in own if k in theirs and theirs[k] != own[k]]
+    if wrong:
+        raise ModelLoadError(f"{weights}: weights do not match config.json: wrong shapes "
+                             + "; ".join(wrong[:5]))
+
+
 def _local_files(folder: Path) -> dict[str, Path | None]:
     files = {"config": folder / CONFIG_FILE, "weights": folder / SAFETENSORS_FILE}
     if not files["config"].exists():
@@ -222,7 +244,8 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
         config = VAEGANConfig.from_dict(data, source=str(files["config"]))
     except (ValueError, TypeError) as e:
         raise ModelLoadError(f"{files['config']}: invalid config ({e})") from None
-    model = VAEGAN(config)
+    check_shapes(config, Path(files["weights"]), Path(files["config"]))
+    model = VAEGAN(config)  # (no bigger than the weights file: its shapes were checked)
     try:
         model.load_weights(files["weights"], strict=True)
     except ValueError as e:
