@@ -65,14 +65,17 @@ def one_request(client, kind: str, rng: random.Random, picture):
                           rng.choice((4, 8, 16)), rng.choice(("lerp", "slerp")), api_name="/interpolate")
 
 
-def run_users(url: str, users: int, requests: int, picture: Path, downloads: Path) -> dict:
-    """users threads, each with its own gradio_client, each making `requests` calls."""
+def run_users(url: str, users: int, requests: int, picture: Path, downloads: Path,
+              pid: int | None = None) -> dict:
+    """users threads, each with its own gradio_client, each making `requests` calls; with
+    `pid`, that process's RSS after each quarter of the calls (is growth a plateau or a leak?)."""
     from gradio_client import Client
     latencies: list[float] = []
     failures: list[str] = []
     queue_full: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(users)
+    total, done, quarters = users * requests, [0], []
 
     def user(u: int) -> None:
         rng = random.Random(u)
@@ -100,6 +103,9 @@ def run_users(url: str, users: int, requests: int, picture: Path, downloads: Pat
                 continue
             with lock:
                 latencies.append(1000 * (time.perf_counter() - t))
+                done[0] += 1
+                if pid and done[0] * 4 >= (len(quarters) + 1) * total:
+                    quarters.append(rss_mib(pid))
 
     threads = [threading.Thread(target=user, args=(u,), name=f"user {u}") for u in range(users)]
     t0 = time.perf_counter()
@@ -108,7 +114,7 @@ def run_users(url: str, users: int, requests: int, picture: Path, downloads: Pat
     for t in threads:
         t.join()
     return {"latencies": latencies, "failures": failures, "queue_full": queue_full,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "rss_quarters": quarters}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         rss0, disk0 = rss_mib(proc.pid), folder_mib(gradio_tmp, tmp)
         warm = run_users(url, args.users, args.warmup, picture, work / "warm") if args.warmup else None
         rss1 = rss_mib(proc.pid)
-        r = run_users(url, args.users, args.requests, picture, work / "downloads")
+        r = run_users(url, args.users, args.requests, picture, work / "downloads", proc.pid)
         if warm:
             r["failures"] = [f"warm-up: {f}" for f in warm["failures"]] + r["failures"]
         rss2, disk2 = rss_mib(proc.pid), folder_mib(gradio_tmp, tmp)
@@ -167,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     growth = 100 * (rss2 - rss1) / rss1
     print(f"server RSS  before warm-up {rss0:.0f} MiB   after warm-up {rss1:.0f} MiB   end {rss2:.0f} MiB "
           f"({growth:+.1f}% after warm-up)")
+    print("server RSS after each quarter of the requests  "
+          + "   ".join(f"{q:.0f} MiB" for q in r["rss_quarters"]))
     print(f"temp folders (Gradio cache + TMPDIR)  before {disk0:.1f} MiB   after {disk2:.1f} MiB")
     print(f"app still answers afterwards: {'yes' if alive else 'NO'}")
     for line in (r["failures"] + r["queue_full"])[:10]:
