@@ -49,7 +49,7 @@ def _fixed_mmap_threshold(nbytes: int = 1 << 20) -> None:
     """glibc raises its mmap threshold whenever a large block is freed (up to 32 MiB); after
     that, picture-sized buffers come from the heap and fragment it, and the server's RSS crept
     up 14-19% over 800 requests. A fixed threshold keeps every buffer over 1 MiB in its own
-    mapping, returned when freed: +3% (benchmarks/load.py, README "Load")."""
+    mapping, returned when freed: +3-6% and level (benchmarks/load.py, README "Load")."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # -3: M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: nothing to tune

@@ -9,6 +9,7 @@ in one sentence, so the app can show it as is.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ EXPLORER_FILE = "explorer.safetensors"
 # weights formats that are refused by name: they are pickles (arbitrary code on load)
 PICKLE_FILES = ("pytorch_model.bin", "model.pt", "model.pth", "model.ckpt")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+SPECTRAL_WEIGHT = ".parametrizations.weight.original"
 COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
 HUB_HINT = "a Hub repo id like 'org/name' or 'org/name@<branch|tag|40-hex commit>'"
 
@@ -172,14 +174,16 @@ def check_shapes(config: VAEGANConfig, weights: Path, source: Path) -> None:
     its tensor shapes with those in the safetensors header, so that a config.json asking for
     huge (or negative) layers fails with the file named instead of allocating them. Raises
     ModelLoadError."""
-    try:
+    plain = dataclasses.replace(config, disc_norm="none")  # spectral norm's init on the meta
+    try:                                                    # device would import torch._dynamo
         with torch.device("meta"):
-            own = {k: tuple(v.shape) for k, v in VAEGAN(config).state_dict().items()}
+            own = {k: tuple(v.shape) for k, v in VAEGAN(plain).state_dict().items()}
     except (ValueError, TypeError, RuntimeError) as e:  # e.g. a negative width
         raise ModelLoadError(f"{source}: invalid config ({e})") from None
     try:
-        with safe_open(str(weights), framework="pt") as f:
-            theirs = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        with safe_open(str(weights), framework="pt") as f:  # (spectral-norm layers keep their
+            theirs = {k.replace(SPECTRAL_WEIGHT, ".weight"): tuple(f.get_slice(k).get_shape())
+                      for k in f.keys()}                     # weight as ...original)
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise ModelLoadError(f"{weights}: not a readable safetensors file ({e})") from None
     wrong = [f"{k}: file {theirs[k]} vs config {own[k]}" for k in own if k in theirs and theirs[k] != own[k]]
