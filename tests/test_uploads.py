@@ -309,3 +309,13 @@ def test_uploads_over_the_file_size_limit_get_a_readable_refusal(client, explore
     with pytest.raises(Exception, match=r"(?i)exceeds the maximum .*10.*MB|file size"):
         client.predict(handle_file(str(big)), api_name="/reconstruct")
     assert client.predict(0, 1.0, 1, api_name="/sample")
+
+
+def test_a_training_folder_with_a_huge_picture_names_it(tmp_path):
+    from vaegan.data import load_image_folder
+    picture().save(tmp_path / "ok.png")
+    huge = _png_of_size(tmp_path, 5000, 4000)
+    with pytest.raises(ValueError, match=rf"^{huge}: more than 16,777,216 pixels"):
+        load_image_folder(tmp_path, 28, 1)
+    (tmp_path / "big-5000x4000.png").unlink()
+    assert load_image_folder(tmp_path, 28, 1).shape == (1, 1, 28, 28)

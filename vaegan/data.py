@@ -75,7 +75,12 @@ def load_image_folder(folder: str | Path, image_size: int, channels: int) -> tor
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
     out = []
     for p in paths:
-        with Image.open(p) as im:
+        try:
+            im = Image.open(p)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ValueError(f"{p}: more than {MAX_PIXELS:,} pixels (see data.MAX_PIXELS); "
+                             "shrink it or leave it out") from None
+        with im:
             im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
             im = ImageOps.fit(im, (image_size, image_size), Image.Resampling.LANCZOS)
             arr = np.asarray(im, dtype=np.uint8)
