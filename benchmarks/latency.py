@@ -173,7 +173,11 @@ def bench_browser(url: str, seconds: float, ex, origin: list[float], driver: str
     shown = np.asarray(Image.open(io.BytesIO(bytes(shown_png))))
     base = np.asarray(Image.open(io.BytesIO(base_png)))[:: ex.scale, :: ex.scale]
     drag_s = (live["lastRelease"] - t0) / 1000
-    return {"updates_per_s": len(during) / drag_s,
+    fetch_ms = statistics.median(f["got"] - f["sent"] for f in during) if during else float("nan")
+    paint_ms = statistics.median(f["shown"] - f["got"] for f in during) if during else float("nan")
+    wait_ms = statistics.median(f["sent"] - f["input"] for f in during) if during else float("nan")
+    return {"updates_per_s": len(during) / drag_s, "fetch_ms": fetch_ms, "paint_ms": paint_ms,
+            "wait_ms": wait_ms,
             "inputs_per_s": len([t for t in live["inputs"] if t0 <= t <= live["lastRelease"]]) / drag_s,
             "input_to_frame_p50": statistics.median(lat) if lat else float("nan"),
             "release_ms": release_ms, "errors": live["errors"],
@@ -286,6 +290,9 @@ def main() -> int:
         for label, key, fmt in (("slider input events per second (what the drag produced)", "inputs_per_s", "{:.1f}"),
                                 ("displayed picture updates per second", "updates_per_s", "{:.1f}"),
                                 ("input event -> changed picture, p50 ms", "input_to_frame_p50", "{:.1f}"),
+                                ("  of which: input -> request sent (waiting for the one in flight), p50 ms", "wait_ms", "{:.1f}"),
+                                ("  of which: request sent -> PNG received, p50 ms", "fetch_ms", "{:.1f}"),
+                                ("  of which: PNG received -> decoded and shown, p50 ms", "paint_ms", "{:.1f}"),
                                 ("release -> picture of the final position, ms", "release_ms", "{:.1f}")):
             print(f"| {label} | " + " | ".join(fmt.format(med(d, key)) for d in browser) + " |")
         print("| final picture equals the server decode (all runs) | "

@@ -108,6 +108,9 @@ def test_grid_cell_maps_pixels_to_samples(explorer):
     assert explorer.grid_cell(*centre(3, 0), 10) == 3
     assert explorer.grid_cell(*centre(1, 2), 10) == 9
     assert explorer.grid_cell(*centre(2, 2), 10) is None  # empty cell
+    # a click before the picture loaded: the browser sends no position (or NaN)
+    assert explorer.grid_cell(None, None, 10) is None
+    assert explorer.grid_cell(float("nan"), 5, 10) is None
     # the sample in a cell is the one the grid shows there
     cell = g.image.crop((2 * s, 2 * s, 30 * s, 30 * s)).resize((28, 28), Image.Resampling.NEAREST)
     x0 = _decode(explorer.model, g.z[:1])

@@ -267,8 +267,15 @@ class Explorer:
         return to_image(tile(x, ncols, GRID_PAD, GRID_PAD_VALUE), self._grid_scale(ncols))
 
     def grid_cell(self, x: float, y: float, count) -> int | None:
-        """Index of the sample under pixel (x, y) of a grid of count samples, or None."""
+        """Index of the sample under pixel (x, y) of a grid of count samples, or None (also
+        when the browser sent no position: a click before the picture had loaded)."""
         n = _number(count, "count", 1, MAX_COUNT, integer=True)
+        try:
+            x, y = float(x), float(y)
+        except (TypeError, ValueError):
+            return None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
         ncols, cell = self._ncols(n), self.config.image_size + GRID_PAD
         s = self._grid_scale(ncols)
         col, row = int((x / s - GRID_PAD / 2) // cell), int((y / s - GRID_PAD / 2) // cell)

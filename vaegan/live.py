@@ -122,14 +122,18 @@ LIVE_HEAD = """<script>
                                   display: "block"});
     if (lastUrl) URL.revokeObjectURL(lastUrl);
     lastUrl = url;
-    live.shown.push({input: req.input, shown: performance.now(), values: req.values});
+    live.shown.push({input: req.input, sent: req.sent, got: req.got, shown: performance.now(),
+                     values: req.values});
     if (live.shown.length > 5000) live.shown.splice(0, 1000);
   }
   async function run(req) {
     busy = true;
+    req.sent = performance.now();
     try {
       const r = await fetch(req.url, {cache: "no-store"});
-      if (r.ok) await show(await r.blob(), req); else live.errors++;
+      const blob = await r.blob();
+      req.got = performance.now();
+      if (r.ok) await show(blob, req); else live.errors++;
     } catch (e) { live.errors++; }
     busy = false;
     if (pending) { const next = pending; pending = null; run(next); }
