@@ -142,7 +142,8 @@ def test_reset_sets_every_slider_with_one_request(page, explorer_tiny):
 
 def test_clicking_a_sample_opens_it_in_explore(page, explorer_tiny):
     grid = page.locator("#sample-grid img").first
-    page.wait_for_function("() => document.querySelector('#sample-grid img').naturalWidth > 0")
+    page.wait_for_function("() => { const i = document.querySelector('#sample-grid img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=15000)
     box = grid.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)  # first cell
     page.locator("#origin-label", has_text="sample 1 of the Sample tab").wait_for(timeout=15000)
