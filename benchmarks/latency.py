@@ -115,7 +115,8 @@ SIXTY_HZ_DRAG = """async ([seconds, hz]) => {
     at(f <= 1 ? f : 2 - f);
     await new Promise(r => setTimeout(r, 1000 / hz));
   }
-  at(0.63);
+  at(0.63);  // then what a real release fires: change, then pointerup
+  el.dispatchEvent(new Event('change', {bubbles: true}));
   el.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
 }"""
 
