@@ -62,8 +62,15 @@ def free_port() -> int:
 def serving(demo, trailing_slash: bool = True):
     """Launch a create_demo(...) app on a free loopback port; yield its URL; close it."""
     import app
-    port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    for attempt in range(3):
+        port = free_port()
+        try:
+            app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+            break
+        except ValueError as e:  # Gradio's own check (HEAD / within 3 s) timed out on a
+            demo.close()         # starved CPU: "When localhost is not accessible, ..."
+            if "localhost is not accessible" not in str(e) or attempt == 2:
+                raise
     try:
         yield f"http://127.0.0.1:{port}" + ("/" if trailing_slash else "")
     finally:
