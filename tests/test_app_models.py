@@ -4,6 +4,7 @@ broken --model folder, leaves the app serving the bundled model with a sentence 
 The app runs on 127.0.0.1 and is called through gradio_client, as an API user would."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -158,7 +159,10 @@ def test_importing_the_app_with_hub_models_configured_asks_no_network(hub, tiny_
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("] ")[1].split() == [REPO, "False"]
-    assert f"'{REPO}', 'org/a', 'org/b@v1'" in out.stdout
+    specs = ast.literal_eval(out.stdout.split("] ")[0] + "]")
+    # the bundled model, the Hub --model, the other folders under weights/, then VAEGAN_MODELS
+    assert specs[1] == REPO and specs[-2:] == ["org/a", "org/b@v1"]
+    assert len(specs) == 4 + len([d for d in (root / "weights").iterdir() if d.is_dir()]) - 1
     assert hub.requests == []
 
 
