@@ -117,9 +117,14 @@ LIVE_HEAD = """<script>
     const url = URL.createObjectURL(blob);
     overlay.src = url;
     try { await overlay.decode(); } catch (e) { live.errors++; return; }
-    Object.assign(overlay.style, {left: img.offsetLeft + "px", top: img.offsetTop + "px",
-                                  width: img.offsetWidth + "px", height: img.offsetHeight + "px",
-                                  display: "block"});
+    // cover the picture as drawn, not the img box: Gradio may draw it smaller (scale-down)
+    const fit = getComputedStyle(img).objectFit, nw = img.naturalWidth || 1, nh = img.naturalHeight || 1;
+    let k = Math.min(img.offsetWidth / nw, img.offsetHeight / nh);
+    if (fit === "scale-down" || fit === "none") k = Math.min(k, 1);
+    const w = nw * k, h = nh * k;
+    Object.assign(overlay.style, {left: img.offsetLeft + (img.offsetWidth - w) / 2 + "px",
+                                  top: img.offsetTop + (img.offsetHeight - h) / 2 + "px",
+                                  width: w + "px", height: h + "px", display: "block"});
     if (lastUrl) URL.revokeObjectURL(lastUrl);
     lastUrl = url;
     live.shown.push({input: req.input, sent: req.sent, got: req.got, shown: performance.now(),
