@@ -41,7 +41,7 @@ from vaegan.hub import ModelLoadError  # noqa: E402
 from vaegan.live import LIVE_HEAD, LIVE_JS, add_route  # noqa: E402
 
 # One intra-op thread per request: a 28x28 decode takes ~1 ms on one thread, but tens of ms
-# when threads spin against each other on a small shared CPU (benchmarks/explorer_speed.py).
+# when threads spin against each other on a small shared CPU (VAEGAN_THREADS=1 vs 2 with benchmarks/latency.py).
 torch.set_num_threads(int(os.environ.get("VAEGAN_THREADS", "1")))
 
 
