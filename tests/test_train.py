@@ -112,3 +112,53 @@ def test_fine_tune_from_a_weights_folder(tmp_path, data_dir):
                if "running" not in k and "num_batches" not in k and "_u" not in k and "_v" not in k)
     with pytest.raises(SystemExit, match="--init-from: .*nowhere: no such weights folder"):
         run(tmp_path / "bad", data_dir, "--init-from", str(tmp_path / "nowhere"))
+
+
+def _decoder(state):
+    return {k: v for k, v in state.items() if k.startswith("decoder.")}
+
+
+def test_ema_decoder_is_exported_and_resumes_exactly(tmp_path, data_dir):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(straight, data_dir, "--max-steps", "40", "--ema", "0.9") == 0
+    shipped = load_file(straight / "model" / "model.safetensors")
+    live = load_file(straight / "model_live" / "model.safetensors")
+    assert shipped.keys() == live.keys()
+    # encoder and discriminator are the live ones; the decoder is the average, which lags
+    for k in shipped:
+        if not k.startswith("decoder."):
+            assert torch.equal(shipped[k], live[k]), k
+    moved = [k for k in _decoder(shipped) if shipped[k].is_floating_point()
+             and not torch.allclose(shipped[k], live[k])]
+    assert len(moved) >= len(_decoder(shipped)) // 2, moved
+    info = json.loads((straight / "model" / "training.json").read_text())
+    assert info["ema"] == 0.9
+    # the average is in the checkpoint: stopping and resuming gives the same shipped weights
+    assert run(split, data_dir, "--max-steps", "23", "--ema", "0.9") == 0
+    assert "ema" in torch.load(split / "checkpoint.pt", weights_only=True)
+    assert run(split, data_dir, "--max-steps", "40", "--resume") == 0
+    resumed = load_file(split / "model" / "model.safetensors")
+    for k in shipped:
+        assert torch.equal(shipped[k], resumed[k]), k
+
+
+def test_ema_with_almost_no_memory_is_the_live_decoder(tmp_path, data_dir):
+    assert run(tmp_path, data_dir, "--max-steps", "12", "--ema", "1e-9") == 0
+    shipped = load_file(tmp_path / "model" / "model.safetensors")
+    live = load_file(tmp_path / "model_live" / "model.safetensors")
+    for k in _decoder(shipped):
+        assert torch.allclose(shipped[k].float(), live[k].float(), atol=1e-6), k
+
+
+def test_discriminator_widths_and_learning_rate_flags(tmp_path, data_dir):
+    assert run(tmp_path, data_dir, "--max-steps", "3", "--disc-widths", "6,12",
+               "--disc-lr", "5e-4", "--lr", "1e-4") == 0
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["disc_widths"] == [6, 12]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    lrs = {name: opt["param_groups"][0]["lr"] for name, opt in ckpt["optimizers"].items()}
+    assert lrs == {"encoder": 1e-4, "decoder": 1e-4, "discriminator": 5e-4}
+    with pytest.raises(SystemExit, match="--disc-widths takes comma-separated integers"):
+        run(tmp_path / "bad", data_dir, "--disc-widths", "64;128")
+    with pytest.raises(SystemExit, match="--ema takes a decay between 0 and 1"):
+        run(tmp_path / "bad2", data_dir, "--ema", "1.5")

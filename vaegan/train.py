@@ -11,6 +11,7 @@ model.safetensors) at the end.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 from tqdm import tqdm
 
@@ -47,12 +49,15 @@ class StepLosses:
         return self.prior + self.llike + self.gan_gen + self.gan_dis
 
 
-def make_optimizers(model: VAEGAN, lr: float) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(model: VAEGAN, lr: float, disc_lr: float | None = None) -> dict[str, torch.optim.Optimizer]:
+    """Adam per network; disc_lr (default: lr) lets the discriminator learn faster (TTUR,
+    Heusel et al. 2017)."""
     betas = (0.5, 0.999)
     opts = {"encoder": torch.optim.Adam(model.encoder.parameters(), lr=lr, betas=betas),
             "decoder": torch.optim.Adam(model.decoder.parameters(), lr=lr, betas=betas)}
     if model.discriminator is not None:
-        opts["discriminator"] = torch.optim.Adam(model.discriminator.parameters(), lr=lr, betas=betas)
+        opts["discriminator"] = torch.optim.Adam(model.discriminator.parameters(),
+                                                 lr=disc_lr or lr, betas=betas)
     return opts
 
 
@@ -147,10 +152,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--disc-norm", default=None, choices=["none", "spectral"],
                    help="override the preset's discriminator normalisation")
     p.add_argument("--latent-dim", type=int, default=None, help="override the preset's latent size")
+    p.add_argument("--disc-widths", default=None, metavar="W1,W2",
+                   help="override the preset's discriminator widths, e.g. 64,128")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--disc-lr", type=float, default=None,
+                   help="discriminator learning rate (default: --lr)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep an exponential moving average of the decoder's weights and "
+                        "buffers (e.g. 0.999) and export it; the live weights go to "
+                        "OUT/model_live/ for comparison")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -214,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             overrides["disc_norm"] = args.disc_norm
         if args.latent_dim is not None:
             overrides["latent_dim"] = args.latent_dim
+        if args.disc_widths is not None:
+            try:
+                overrides["disc_widths"] = tuple(int(w) for w in args.disc_widths.split(","))
+            except ValueError:
+                raise SystemExit(f"error: --disc-widths takes comma-separated integers such as "
+                                 f"64,128, got {args.disc_widths!r}") from None
         config = dataclasses.replace(PRESETS[args.preset], **overrides)
         if args.init_from:  # fine-tune: the architecture comes from the source model
             from .hub import ModelLoadError, load_model
@@ -223,18 +242,27 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"error: --init-from: {e}") from None
             keep = {k: v for k, v in overrides.items() if k == "gamma"}
             config = dataclasses.replace(init.config, **keep)
-        hp = {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "seed", "limit")}
+        hp = {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
+                                            "ema", "seed", "limit")}
+        if args.ema is not None and not 0.0 < args.ema < 1.0:
+            raise SystemExit(f"error: --ema takes a decay between 0 and 1 such as 0.999, got {args.ema}")
 
     torch.manual_seed(hp["seed"])
     model = VAEGAN(config).to(device)
-    opts = make_optimizers(model, hp["lr"])
+    opts = make_optimizers(model, hp["lr"], hp.get("disc_lr"))
     gen = torch.Generator(device=device).manual_seed(hp["seed"] + 1)  # reparam + prior noise
     step, epoch, batch_in_epoch = 0, 0, 0
     if ckpt is None and args.init_from:
         model.load_state_dict(init.state_dict(), strict=True)
         print(f"initialised from {args.init_from}")
+    ema = None
+    if hp.get("ema"):  # the decoder's moving average, buffers (BatchNorm statistics) included
+        ema = AveragedModel(model.decoder, multi_avg_fn=get_ema_multi_avg_fn(hp["ema"]),
+                            use_buffers=True)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"], strict=True)
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         for name, opt in opts.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         gen.set_state(ckpt["generator"])
@@ -258,7 +286,16 @@ def main(argv: list[str] | None = None) -> int:
         return {"config": config.to_dict(), "args": hp, "model": model.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in opts.items()},
                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "command": command}
+                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "command": command,
+                **({"ema": ema.state_dict()} if ema is not None else {})}
+
+    def exported_model() -> VAEGAN:
+        """The model as shipped: with --ema, the averaged decoder in place of the live one."""
+        if ema is None:
+            return model
+        shipped = copy.deepcopy(model)
+        shipped.decoder.load_state_dict(ema.module.state_dict())
+        return shipped.eval()
 
     command = "python -m vaegan.train " + " ".join(argv if argv is not None else sys.argv[1:])
     if ckpt is not None:
@@ -266,9 +303,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def export(folder: Path, ep: int, st: int, seconds: float) -> None:
         """config.json + model.safetensors (+ the mixin's card) and training.json."""
-        model.save_pretrained(folder)
+        exported_model().save_pretrained(folder)
+        if ema is not None:
+            model.save_pretrained(folder.with_name(folder.name + "_live"))
         info = {"command": command, "epochs": ep, "steps": st, "train_seconds": round(seconds, 1),
-                "batch_size": bs, "lr": hp["lr"], "seed": hp["seed"], "dataset": hp["dataset"],
+                "batch_size": bs, "lr": hp["lr"], "disc_lr": hp.get("disc_lr") or hp["lr"],
+                "ema": hp.get("ema"), "seed": hp["seed"], "dataset": hp["dataset"],
                 "device": str(device), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "machine": platform_summary()}
         (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -301,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                     x = x * float("nan")
                 try:
                     logged = train_step(model, opts, x, gen)
+                    if ema is not None:
+                        ema.update_parameters(model.decoder)
                 except NonFiniteLoss as e:
                     print(f"\nerror: {e} at step {step} (epoch {epoch + 1}); training stopped. "
                           f"The last good checkpoint, {ckpt_path}, is untouched; try a lower "
@@ -327,9 +369,10 @@ def main(argv: list[str] | None = None) -> int:
                                       **{k: v / count for k, v in sums.items()}}) + "\n")
                 log.flush()
                 model.eval()
+                shown = exported_model()
                 with torch.inference_mode():
-                    save_image(model.decode(fixed_z), out / f"samples_e{epoch:03d}.png", nrow=8)
-                    rec = model.reconstruct(fixed_x)
+                    save_image(shown.decode(fixed_z), out / f"samples_e{epoch:03d}.png", nrow=8)
+                    rec = shown.reconstruct(fixed_x)
                     save_image(torch.cat([fixed_x, rec]), out / f"recon_e{epoch:03d}.png", nrow=8)
                 export(out / "model", epoch, step, elapsed0 + time.time() - t0)
             checkpoint()
