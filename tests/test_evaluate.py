@@ -101,3 +101,76 @@ def test_quick_evaluation_end_to_end(tmp_path, capsys):
     assert len(list((tmp_path / "cache").glob("test_stats_*_n120.npz"))) == 1
     assert main(args) == 0  # second run reads the cached test statistics
     assert json.loads((model_dir / "metrics_quick.json").read_text())["fid"] == pytest.approx(m["fid"])
+
+
+class KnownPosterior(nn.Module):
+    """Encoder stub: q(z|x) = N((10 v, 1 - 10 v), s^2 I) where v is the mean pixel of x, so
+    the aggregate posterior has strongly anti-correlated dimensions; decode(z) is z itself."""
+
+    def __init__(self, s):
+        super().__init__()
+        self.s = s
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    @property
+    def device(self):
+        return self.dummy.device
+
+    def encode(self, x):
+        from vaegan.model import DiagonalGaussian
+        v = x.flatten(1).mean(1, keepdim=True)
+        mean = torch.cat([10 * v, 1 - 10 * v], 1)
+        return DiagonalGaussian(mean, torch.full_like(mean, 2 * np.log(self.s)))
+
+    def decode(self, z):
+        return z
+
+
+def test_fitted_prior_matches_the_aggregate_posterior_with_full_covariance():
+    from vaegan.evaluate import latent_codes
+    x, _ = load_fashion_mnist("test", SAMPLE)
+    v = x.float().div(255).flatten(1).mean(1).double()
+    means = torch.stack([10 * v, 1 - 10 * v], 1)
+    want_cov = torch.cov(means.T) + 0.25 * torch.eye(2)  # law of total covariance
+    z = latent_codes(KnownPosterior(0.5), "fitted", 20000, x, 250, seed=0)
+    assert z.shape == (20000, 2)
+    assert torch.allclose(z.mean(0), means.mean(0), atol=0.05)
+    got = torch.cov(z.T)
+    assert torch.allclose(got, want_cov, rtol=0.1, atol=0.02), (got, want_cov)
+    assert got[0, 1] < -0.5 * got[0, 0]  # the correlation is kept, not a diagonal fit
+    assert torch.equal(z, latent_codes(KnownPosterior(0.5), "fitted", 20000, x, 250, seed=0))
+
+
+def test_posterior_codes_come_from_training_images():
+    from vaegan.evaluate import latent_codes
+    x, _ = load_fashion_mnist("test", SAMPLE)
+    v = x.float().div(255).flatten(1).mean(1).double()
+    z = latent_codes(KnownPosterior(1e-6), "posterior", 300, x, 64, seed=1)
+    # each code is (up to the tiny posterior std) the mean of one training image
+    nearest = (z[:, :1] - 10 * v[None, :]).abs().min(1).values
+    assert nearest.max() < 1e-4
+    assert torch.allclose(z[:, 1], 1 - z[:, 0], atol=1e-4)
+    assert len({round(float(c), 6) for c in z[:, 0]}) > 250  # distinct images, not one repeated
+    with pytest.raises(ValueError, match="prior must be one of"):
+        latent_codes(KnownPosterior(1.0), "standard", 3, x, 64, seed=1)
+
+
+def test_evaluate_with_a_fitted_prior_end_to_end(tmp_path, capsys):
+    tiny_extractor(tmp_path / "fx.pt")
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    VAEGAN(PRESETS["tiny"]).save_pretrained(model_dir)
+    data = tmp_path / "data"  # the shipped test-set sample, also as the training split
+    data.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        for split in ("t10k", "train"):
+            (data / f"{split}-{kind}-ubyte.gz").symlink_to(SAMPLE / f"t10k-{kind}-ubyte.gz")
+    args = [str(model_dir), "-n", "100", "--batch-size", "50", "--data-dir", str(data),
+            "--extractor", str(tmp_path / "fx.pt"), "--extractor-size", "32",
+            "--cache-dir", str(tmp_path / "cache"), "--prior", "fitted"]
+    assert main(args) == 0
+    assert "fitted" in capsys.readouterr().out
+    m = json.loads((model_dir / "metrics_prior-fitted.json").read_text())
+    assert m["prior"] == "fitted" and m["n"] == 100 and m["fid"] > 0
+    assert (model_dir / "samples_prior-fitted.png").exists()
+    assert not (model_dir / "metrics.json").exists()  # the protocol's figures are not replaced

@@ -93,7 +93,12 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
         commands = commands if isinstance(commands, list) else [commands]
         lines += ["## Training", "", "```", *commands, "```", "",
                   f"{training.get('epochs')} epochs, {training.get('steps')} steps of batch "
-                  f"{training.get('batch_size')}, Adam lr {training.get('lr')}, seed {training.get('seed')}; "
+                  f"{training.get('batch_size')}, Adam lr {training.get('lr')}"
+                  + (f" (discriminator {training['disc_lr']})"
+                     if training.get("disc_lr") not in (None, training.get("lr")) else "")
+                  + (f", decoder weights shipped as their moving average (decay {training['ema']})"
+                     if training.get("ema") else "")
+                  + f", seed {training.get('seed')}; "
                   f"{secs / 60:.0f} minutes on {training.get('machine')} "
                   f"({training.get('threads')} torch thread(s), torch {training.get('torch')})."
                   if secs else "", ""]

