@@ -177,3 +177,7 @@ def test_config_validation():
         VAEGANConfig(image_size=30, widths=(4, 8, 8))
     with pytest.raises(ValueError, match="mode"):
         VAEGANConfig(mode="gan")
+    for bad in ("0.2", float("nan"), float("inf"), -1.0, None, True):
+        with pytest.raises(ValueError, match="gamma must be a finite number >= 0"):
+            VAEGANConfig(gamma=bad)
+    assert VAEGANConfig(gamma=1).gamma == 1.0 and isinstance(VAEGANConfig(gamma=1).gamma, float)

@@ -7,6 +7,7 @@ similarity metric. Training code lives in train.py and the losses in losses.py.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -57,6 +58,12 @@ class VAEGANConfig:
             raise ValueError(f"disc_norm must be 'none' or 'spectral', got {self.disc_norm!r}")
         if self.channels not in (1, 3) or self.latent_dim < 1:
             raise ValueError("channels must be 1 or 3 and latent_dim >= 1")
+        # config.json is hand-editable: a string or NaN gamma must fail here, not mid-training
+        if (isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float))
+                or not math.isfinite(self.gamma) or self.gamma < 0):
+            raise ValueError(f"gamma must be a finite number >= 0 (the weight of L_llike in the "
+                             f"decoder's loss), got {self.gamma!r}")
+        object.__setattr__(self, "gamma", float(self.gamma))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "VAEGANConfig":
