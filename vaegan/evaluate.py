@@ -122,18 +122,18 @@ def generate(model, n: int, batch_size: int, seed: int, temperature: float = 1.0
 PRIORS = ("standard", "fitted", "posterior")
 
 
+def unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]; float images as they are."""
+    return images.float().div(255) if images.dtype == torch.uint8 else images.float()
+
+
 @torch.inference_mode()
 def posterior_samples(model, images: torch.Tensor, batch_size: int,
                       generator: torch.Generator) -> torch.Tensor:
     """One z ~ q(z|x) per image (uint8 or float in [0, 1]) -> (N, Z) float64."""
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-        post = model.encode(x.to(model.device))
-        eps = torch.randn(post.mean.shape, generator=generator, dtype=torch.float64)
-        out.append(post.mean.double().cpu() + post.std.double().cpu() * eps)
-    return torch.cat(out)
+    return torch.cat([model.encode(unit(images[i:i + batch_size]).to(model.device))
+                      .sample(generator).double().cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
 @torch.inference_mode()
@@ -170,8 +170,7 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
              prior: str = "standard", train_images: torch.Tensor | None = None) -> dict:
     """Metrics of model on the first n test images (uint8 or float in [0, 1]); samples
     decoded from `prior` (see the module's doc; the non-standard ones need train_images)."""
-    real = test_images[:n]
-    real = real.float().div(255) if real.dtype == torch.uint8 else real.float()
+    real = unit(test_images[:n])
     t0 = time.time()
     if prior == "standard":
         fakes = generate(model, n, batch_size, seed)

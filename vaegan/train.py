@@ -301,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     if ckpt is not None:
         command = ckpt.get("command", command)  # the command that started the run
 
-    def export(folder: Path, ep: int, st: int, seconds: float) -> None:
+    def export(folder: Path, ep: int, st: int, seconds: float, shipped: VAEGAN | None = None) -> None:
         """config.json + model.safetensors (+ the mixin's card) and training.json."""
-        exported_model().save_pretrained(folder)
+        (shipped or exported_model()).save_pretrained(folder)
         if ema is not None:
             model.save_pretrained(folder.with_name(folder.name + "_live"))
         info = {"command": command, "epochs": ep, "steps": st, "train_seconds": round(seconds, 1),
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                     save_image(shown.decode(fixed_z), out / f"samples_e{epoch:03d}.png", nrow=8)
                     rec = shown.reconstruct(fixed_x)
                     save_image(torch.cat([fixed_x, rec]), out / f"recon_e{epoch:03d}.png", nrow=8)
-                export(out / "model", epoch, step, elapsed0 + time.time() - t0)
+                export(out / "model", epoch, step, elapsed0 + time.time() - t0, shown)
             checkpoint()
         model.eval()
         total = elapsed0 + time.time() - t0
