@@ -174,3 +174,23 @@ def test_evaluate_with_a_fitted_prior_end_to_end(tmp_path, capsys):
     assert m["prior"] == "fitted" and m["n"] == 100 and m["fid"] > 0
     assert (model_dir / "samples_prior-fitted.png").exists()
     assert not (model_dir / "metrics.json").exists()  # the protocol's figures are not replaced
+
+
+def test_model_prior_is_the_default_and_standard_ignores_a_fitted_mixture():
+    from vaegan.prior import fit_mixture, with_prior
+    x, _ = load_fashion_mnist("test", SAMPLE)
+    torch.manual_seed(0)
+    plain = VAEGAN(PRESETS["tiny"]).eval()
+    a = evaluate(plain, x, None, 64, batch_size=32)
+    b = evaluate(plain, x, None, 64, batch_size=32, prior="standard")
+    # N(0, I) drawn the same way whether asked for as the model's prior or as "standard"
+    assert torch.equal(a["samples"], b["samples"]) and a["prior"] == "N(0, I)"
+    codes = np.random.default_rng(0).normal(size=(500, 8)) * 0.1 + 2.0  # far from N(0, I)
+    mixed = with_prior(plain, fit_mixture(codes, 2))
+    c = evaluate(mixed, x, None, 64, batch_size=32)
+    d = evaluate(mixed, x, None, 64, batch_size=32, prior="standard")
+    assert c["prior"] == "fitted Gaussian mixture, 2 components" and d["prior"] == "standard"
+    assert torch.equal(d["samples"], a["samples"])  # same decoder, same N(0, I) codes
+    assert not torch.equal(c["samples"], a["samples"])
+    z = mixed.prior(64, torch.Generator().manual_seed(0))
+    assert torch.allclose(c["samples"], mixed.decode(z), atol=1e-6)  # decoded mixture codes

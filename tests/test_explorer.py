@@ -286,3 +286,24 @@ def test_the_app_does_not_import_torchvision():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "VAEGAN_MODELS": ""})
     assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
+
+
+# ---- the model's own prior ------------------------------------------------------------------
+
+def test_a_fitted_prior_drives_sampling_and_is_named_in_the_status(tiny_folder, tmp_path):
+    import shutil
+
+    from vaegan.prior import fit_mixture, with_prior
+    plain = load_explorer(str(tiny_folder))
+    assert "random codes from N(0, I)" in plain.status
+    folder = tmp_path / "fitted"
+    shutil.copytree(tiny_folder, folder)
+    (folder / "config.json").unlink()
+    codes = np.random.default_rng(0).normal(size=(400, 8)) * 0.2 + 3.0  # far from N(0, I)
+    with_prior(load_model(str(tiny_folder)).model, fit_mixture(codes, 3)).save_pretrained(folder)
+    ex = load_explorer(str(folder))
+    assert "random codes from a 3-part Gaussian mixture fitted to its training codes" in ex.status
+    grid = ex.sample(seed=7, temperature=1.0, count=9)
+    assert (grid.z.mean(0) - 3.0).abs().max() < 0.5  # drawn from the mixture, not N(0, I)
+    assert torch.equal(ex.seed_latent(7), grid.z[0])  # a seed's code is its grid's first cell
+    assert not torch.equal(plain.sample(seed=7, count=9).z, grid.z)

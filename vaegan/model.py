@@ -41,6 +41,11 @@ class VAEGANConfig:
     # texture that the unnormalised discriminator let through
     disc_norm: str = "spectral"
     mode: str = "vaegan"  # "vaegan" or "vae" (pixel likelihood, no discriminator)
+    # the prior that sample() draws from: 0 = N(0, I), the prior the networks are trained
+    # with; K > 0 = a K-component full-covariance Gaussian mixture fitted to the aggregate
+    # posterior after training (ex-post density estimation, Ghosh et al. 2020; `python -m
+    # vaegan.prior`), kept in the weights as latent_prior.*
+    prior_components: int = 0
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and frozen.
@@ -56,6 +61,10 @@ class VAEGANConfig:
                 )
         if self.disc_norm not in ("none", "spectral"):
             raise ValueError(f"disc_norm must be 'none' or 'spectral', got {self.disc_norm!r}")
+        if (isinstance(self.prior_components, bool) or not isinstance(self.prior_components, int)
+                or self.prior_components < 0):
+            raise ValueError(f"prior_components must be an integer >= 0 (0 = N(0, I)), "
+                             f"got {self.prior_components!r}")
         if self.channels not in (1, 3) or self.latent_dim < 1:
             raise ValueError("channels must be 1 or 3 and latent_dim >= 1")
         # config.json is hand-editable: a string or NaN gamma must fail here, not mid-training
@@ -70,7 +79,7 @@ class VAEGANConfig:
         """Build from a dict, failing with the offending key named (strict)."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
-        missing = sorted(names - set(data))
+        missing = sorted(names - set(data) - set(ADDED_LATER))
         if unknown or missing:
             raise ValueError(
                 f"{source}: does not match VAEGANConfig: unknown keys {unknown}, "
@@ -84,6 +93,10 @@ class VAEGANConfig:
         d["disc_widths"] = list(self.disc_widths)
         return d
 
+
+# keys added after weights were first published, with the value that means what files
+# written before them meant; only these may be absent from a config.json
+ADDED_LATER: dict[str, object] = {"prior_components": 0}
 
 PRESETS: dict[str, VAEGANConfig] = {
     # the shipped Fashion-MNIST model
@@ -119,6 +132,42 @@ class DiagonalGaussian:
     def kl(self) -> torch.Tensor:
         """KL(q || N(0, I)) per latent dimension, shape (B, Z)."""
         return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar)
+
+
+class MixturePrior(nn.Module):
+    """p(z) = sum_k w_k N(z | means_k, L_k L_k^T): a Gaussian mixture over the latent space.
+
+    Its buffers are filled by `vaegan.prior.fit_prior` and travel in model.safetensors.
+    """
+
+    def __init__(self, components: int, latent_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.full((components,), 1.0 / components))  # (K,)
+        self.register_buffer("means", torch.zeros(components, latent_dim))  # (K, Z)
+        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(components, 1, 1))  # (K, Z, Z)
+
+    def check(self) -> None:
+        """A sentence naming what is wrong with loaded mixture parameters, else nothing."""
+        w, tril = self.weights, self.scale_tril
+        if not all(torch.isfinite(t).all() for t in (w, self.means, tril)):
+            raise ValueError("latent_prior holds non-finite numbers")
+        if (w < 0).any() or abs(float(w.sum()) - 1.0) > 1e-4:
+            raise ValueError(f"latent_prior.weights must be >= 0 and sum to 1, sum is {float(w.sum()):.6g}")
+        if not torch.equal(tril, tril.tril()) or (tril.diagonal(dim1=1, dim2=2) <= 0).any():
+            raise ValueError("latent_prior.scale_tril must be lower-triangular with a positive diagonal")
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """n codes (n, Z), on the CPU. Row i uses only the generator's i-th draw of Z + 1
+        normals (one picks the component), so the first code of a seed does not depend on n."""
+        z_dim = self.means.shape[1]
+        e = torch.stack([torch.randn(z_dim + 1, generator=generator) for _ in range(n)]) if n \
+            else torch.zeros(0, z_dim + 1)  # (n, Z + 1)
+        u = 0.5 * (1 + torch.erf(e[:, -1] / math.sqrt(2)))  # (n,) uniform in (0, 1)
+        cdf = self.weights.detach().cpu().double().cumsum(0)
+        k = torch.searchsorted(cdf, u.double() * cdf[-1]).clamp(max=len(cdf) - 1)  # (n,)
+        means, tril = self.means.detach().cpu(), self.scale_tril.detach().cpu()
+        return means[k] + temperature * (tril[k] @ e[:, :-1, None]).squeeze(-1)
 
 
 def _down(cin: int, cout: int, norm: bool) -> nn.Sequential:
@@ -205,6 +254,8 @@ class VAEGAN(
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         self.discriminator = Discriminator(config) if config.mode == "vaegan" else None
+        self.latent_prior = (MixturePrior(config.prior_components, config.latent_dim)
+                             if config.prior_components else None)
 
     # ---- Hub mixin: safetensors only, strict keys and shapes -------------------------------
     @classmethod
@@ -246,6 +297,11 @@ class VAEGAN(
                 parts.append("wrong shapes " + "; ".join(shapes[:5]))
             raise ValueError(f"{model_file}: weights do not match config.json: " + ", ".join(parts))
         self.load_state_dict(state, strict=strict)
+        if self.latent_prior is not None:
+            try:
+                self.latent_prior.check()
+            except ValueError as e:
+                raise ValueError(f"{model_file}: {e}") from None
 
     # ---- inference helpers ---------------------------------------------------------------
     @property
@@ -267,7 +323,11 @@ class VAEGAN(
 
     def prior(self, n: int, generator: torch.Generator | None = None,
               temperature: float = 1.0) -> torch.Tensor:
+        """n codes (n, Z) from the model's prior: N(0, I), or its fitted mixture (see
+        VAEGANConfig.prior_components); temperature scales the standard deviation."""
         # always drawn on the CPU so a seed gives the same z on every device
+        if self.latent_prior is not None:
+            return self.latent_prior.sample(n, generator, temperature).to(self.device)
         z = torch.randn(n, self.config.latent_dim, generator=generator)
         return (z * temperature).to(self.device)
 

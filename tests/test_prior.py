@@ -1,0 +1,188 @@
+"""The fitted sampling prior (vaegan.prior, VAEGAN.latent_prior): a Gaussian mixture fitted
+to posterior codes after training, saved with the weights, drawn from by sample()."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vaegan.hub import load_model
+from vaegan.model import PRESETS, VAEGAN, MixturePrior, VAEGANConfig
+from vaegan.prior import fit_mixture, main, with_prior
+
+SAMPLE = Path(__file__).parent / "data" / "fashion-mnist-sample"
+
+
+def two_clusters(n: int, seed: int = 0) -> np.ndarray:
+    """Codes (n, 8) from a known mixture: 30% around +5 on dim 0, 70% around -2 with dims 0
+    and 1 correlated (rho 0.8)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(int(0.3 * n), 8)) * 0.5
+    a[:, 0] += 5.0
+    b = rng.normal(size=(n - len(a), 8))
+    b[:, 1] = 0.8 * b[:, 0] + 0.6 * b[:, 1]
+    b[:, 0] -= 2.0
+    return np.concatenate([a, b])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    torch.manual_seed(0)
+    model = VAEGAN(PRESETS["tiny"]).eval()
+    return model, with_prior(model, fit_mixture(two_clusters(4000), 2, seed=0))
+
+
+def test_samples_follow_the_fitted_mixture(fitted):
+    _, m = fitted
+    assert m.config.prior_components == 2
+    z = m.prior(6000, torch.Generator().manual_seed(1)).double()  # (6000, 8)
+    big = z[:, 0] > 1.5
+    assert abs(big.double().mean().item() - 0.3) < 0.03  # the mixture weights
+    assert abs(z[big, 0].mean().item() - 5.0) < 0.1 and abs(z[big, 0].std().item() - 0.5) < 0.05
+    rest = z[~big]
+    corr = torch.corrcoef(rest[:, :2].T)[0, 1].item()
+    assert abs(corr - 0.8) < 0.05  # full covariance, not diagonal
+    assert abs(rest[:, 0].mean().item() + 2.0) < 0.1
+
+
+def test_first_code_of_a_seed_does_not_depend_on_the_count(fitted):
+    _, m = fitted
+    one = m.prior(1, torch.Generator().manual_seed(5))
+    many = m.prior(16, torch.Generator().manual_seed(5))
+    assert torch.equal(one[0], many[0])
+    assert not torch.equal(many[0], m.prior(1, torch.Generator().manual_seed(6))[0])
+    # temperature scales the spread around the component means: at 0 only the means remain
+    z0 = m.prior(50, torch.Generator().manual_seed(5), temperature=0.0)
+    means = m.latent_prior.means
+    assert torch.cdist(z0, means).min(1).values.max() < 1e-5
+
+
+def test_decoder_and_encoder_are_untouched_by_the_fit(fitted):
+    base, m = fitted
+    z = torch.randn(4, 8)
+    assert torch.equal(base.decode(z), m.decode(z))
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(base.encode(x).mean, m.encode(x).mean)
+    assert base.latent_prior is None  # the original is not changed in place
+
+
+def test_round_trip_through_save_pretrained(fitted, tmp_path):
+    _, m = fitted
+    m.save_pretrained(tmp_path / "w")
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["prior_components"] == 2
+    back = VAEGAN.from_pretrained(tmp_path / "w")
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(m.sample(8, g1), back.sample(8, g2))
+
+
+def test_config_written_before_the_prior_existed_still_loads(tmp_path):
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    del cfg["prior_components"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    m = VAEGAN.from_pretrained(tmp_path / "old")
+    assert m.config.prior_components == 0 and m.latent_prior is None
+    # the same draws as N(0, I) always gave
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(m.prior(4, torch.Generator().manual_seed(0)), torch.randn(4, 8, generator=g))
+    # other missing keys are still an error
+    with pytest.raises(ValueError, match=r"missing keys \['gamma'\]"):
+        VAEGANConfig.from_dict({k: v for k, v in cfg.items() if k != "gamma"})
+    with pytest.raises(ValueError, match="prior_components must be an integer >= 0"):
+        VAEGANConfig(prior_components=-1)
+
+
+def test_prior_weights_that_do_not_fit_are_named(fitted, tmp_path):
+    _, m = fitted
+    m.save_pretrained(tmp_path / "w")
+    path = tmp_path / "w" / "model.safetensors"
+    state = load_file(path)
+    # config says 2 components, weights carry none
+    save_file({k: v for k, v in state.items() if not k.startswith("latent_prior.")}, path)
+    with pytest.raises(ValueError, match=r"missing keys \['latent_prior.means'"):
+        VAEGAN.from_pretrained(tmp_path / "w")
+    # mixture weights that are not a distribution
+    save_file({**state, "latent_prior.weights": torch.tensor([0.9, 0.9])}, path)
+    with pytest.raises(ValueError, match="model.safetensors: latent_prior.weights must be >= 0 and sum to 1"):
+        VAEGAN.from_pretrained(tmp_path / "w")
+    bad = state["latent_prior.scale_tril"].clone()
+    bad[0, 0, 0] = float("nan")
+    save_file({**state, "latent_prior.scale_tril": bad}, path)
+    with pytest.raises(ValueError, match="non-finite"):
+        VAEGAN.from_pretrained(tmp_path / "w")
+
+
+def test_mixture_check_rejects_a_non_triangular_scale():
+    p = MixturePrior(2, 3)
+    p.scale_tril[1, 0, 2] = 0.5
+    with pytest.raises(ValueError, match="lower-triangular"):
+        p.check()
+
+
+@pytest.fixture
+def train_dir(tmp_path):
+    """The shipped sample (a test split) presented as a training split."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        (data / f"train-{kind}-ubyte.gz").symlink_to(SAMPLE / f"t10k-{kind}-ubyte.gz")
+    return data
+
+
+def test_cli_fits_a_folder_and_removes_the_prior_again(tmp_path, train_dir, capsys):
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
+    before = load_file(tmp_path / "w" / "model.safetensors")
+    data = train_dir
+    assert main([str(tmp_path / "w"), "--components", "3", "--data-dir", str(data),
+                 "--threads", "1"]) == 0
+    assert "3-component Gaussian mixture fitted to 1000 posterior codes" in capsys.readouterr().out
+    info = json.loads((tmp_path / "w" / "prior.json").read_text())
+    assert info["components"] == 3 and info["codes"] == 1000 and info["converged"]
+    # the mixture explains the codes better than N(0, I) does
+    assert info["mean_log_likelihood"] > info["standard_normal_log_likelihood"]
+    m = load_model(str(tmp_path / "w")).model
+    assert m.config.prior_components == 3
+    after = load_file(tmp_path / "w" / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)  # networks untouched
+    assert math.isclose(float(after["latent_prior.weights"].sum()), 1.0, rel_tol=1e-5)
+
+    assert main([str(tmp_path / "w"), "--components", "0"]) == 0
+    plain = load_model(str(tmp_path / "w")).model
+    assert plain.latent_prior is None and plain.config.prior_components == 0
+    assert set(load_file(tmp_path / "w" / "model.safetensors")) == set(before)
+
+
+def test_cli_says_when_there_are_too_few_codes(tmp_path, train_dir):
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
+    with pytest.raises(SystemExit, match="10 codes are too few to fit 8 components"):
+        main([str(tmp_path / "w"), "--components", "8", "--limit", "10", "--data-dir", str(train_dir)])
+
+
+def test_model_card_says_where_samples_come_from(fitted, tmp_path):
+    from vaegan.card import build_model_card
+    _, m = fitted
+    m.save_pretrained(tmp_path / "w")
+    (tmp_path / "w" / "README.md").unlink()
+    (tmp_path / "w" / "prior.json").write_text(json.dumps({
+        "command": "python -m vaegan.prior w --components 2", "components": 2, "codes": 4000,
+        "seconds": 1.5, "mean_log_likelihood": -9.1, "standard_normal_log_likelihood": -14.2}))
+    (tmp_path / "w" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 12.5}))
+    (tmp_path / "w" / "metrics_prior-standard.json").write_text(json.dumps(
+        {"n": 100, "seed": 0, "fid": 40.25, "sharpness_ratio": 1.1}))
+    text = str(build_model_card(tmp_path / "w"))
+    assert "## Sampling prior" in text and "python -m vaegan.prior w --components 2" in text
+    assert "-9.1 under the mixture vs -14.2 under N(0, I)" in text
+    assert "codes from a 2-component Gaussian mixture" in text
+    assert "With codes from N(0, I) instead (`--prior standard`, 100 images): FID 40.25" in text
+    # a model that samples from N(0, I) says so and has no prior section
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "config.json").write_text(json.dumps(PRESETS["tiny"].to_dict()))
+    (tmp_path / "p" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 50.0}))
+    plain = str(build_model_card(tmp_path / "p"))
+    assert "## Sampling prior" not in plain and "codes from N(0, I)" in plain
