@@ -315,7 +315,7 @@ def test_publish_dry_run_stages_a_loadable_folder_with_a_card(hub, tmp_path, cap
     assert d.pipeline_tag == "unconditional-image-generation"
     assert {r.metric_type: r.metric_value for r in d.eval_results} == {
         "fid": 87.5, "mse": 0.0123, "ssim": 0.61, "sharpness_ratio": 0.4}
-    assert "![Samples from the prior](samples.png)" in card.text
+    assert "![Samples, codes from N(0, I)](samples.png)" in card.text
     assert "python -m vaegan.train --preset tiny --epochs 1 --out runs/tiny" in card.text
     assert f"python -m vaegan.evaluate {folder}" in card.text  # the source folder, not the staging one
     assert 'model = load_model("you/vaegan-tiny").model' in card.text

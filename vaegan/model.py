@@ -144,7 +144,9 @@ class MixturePrior(nn.Module):
         super().__init__()
         self.register_buffer("weights", torch.full((components,), 1.0 / components))  # (K,)
         self.register_buffer("means", torch.zeros(components, latent_dim))  # (K, Z)
-        self.register_buffer("scale_tril", torch.eye(latent_dim).repeat(components, 1, 1))  # (K, Z, Z)
+        tril = torch.zeros(components, latent_dim, latent_dim)  # (K, Z, Z)
+        tril.diagonal(dim1=1, dim2=2).fill_(1.0)  # identity; torch.eye on the meta device
+        self.register_buffer("scale_tril", tril)  # (hub.check_shapes) would import torch._dynamo
 
     def check(self) -> None:
         """A sentence naming what is wrong with loaded mixture parameters, else nothing."""
