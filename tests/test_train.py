@@ -177,3 +177,19 @@ def test_fine_tuning_starts_without_a_fitted_prior(tmp_path, data_dir):
     assert json.loads((tmp_path / "ft" / "model" / "config.json").read_text())["prior_components"] == 0
     assert not [k for k in load_file(tmp_path / "ft" / "model" / "model.safetensors")
                 if k.startswith("latent_prior.")]
+
+
+def test_time_limit_stops_exports_and_resumes(tmp_path, data_dir, monkeypatch, capsys):
+    import itertools
+
+    import vaegan.train as tr
+    clock = itertools.count()  # a fake wall clock: one second per reading
+    monkeypatch.setattr(tr.time, "time", lambda: float(next(clock)))
+    assert run(tmp_path / "r", data_dir, "--time-limit", "0.5") == 0  # 30 "seconds"
+    assert "stopped at the time limit of 0.5 min" in capsys.readouterr().err
+    info = json.loads((tmp_path / "r" / "model" / "training.json").read_text())
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert 0 < info["steps"] == ckpt["step"] < 5 * 31  # stopped early, all of it saved
+    assert 30 <= info["train_seconds"] < 40 and ckpt["elapsed_s"] >= 30
+    assert run(tmp_path / "r", data_dir, "--resume") == 0  # no limit now: runs to the end
+    assert json.loads((tmp_path / "r" / "model" / "training.json").read_text())["steps"] == 5 * 31

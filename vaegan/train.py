@@ -156,6 +156,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override the preset's discriminator widths, e.g. 64,128")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="stop when the run's wall time (resumed parts included) reaches this, "
+                        "checkpoint and export as at the end")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--disc-lr", type=float, default=None,
@@ -327,8 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     elapsed0 = ckpt["elapsed_s"] if ckpt and "elapsed_s" in ckpt else 0.0
     max_steps = args.max_steps if args.max_steps is not None else args.epochs * per_epoch
+
+    def out_of_time() -> bool:
+        return args.time_limit is not None and elapsed0 + time.time() - t0 >= 60 * args.time_limit
+
     try:
-        while epoch < args.epochs and step < max_steps:
+        while epoch < args.epochs and step < max_steps and not out_of_time():
             # the data order of an epoch depends only on (seed, epoch): resumable mid-epoch
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(hp["seed"] * 1000 + epoch))
             model.train()
@@ -337,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                        initial=batch_in_epoch, total=per_epoch, dynamic_ncols=True,
                        file=sys.stderr, mininterval=2.0)
             for b in bar:
-                if step >= max_steps:
+                if step >= max_steps or out_of_time():
                     break
                 x = images[perm[b * bs:(b + 1) * bs]].to(device).float().div_(255)
                 if args.nan_at_step is not None and step == args.nan_at_step:
@@ -382,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         total = elapsed0 + time.time() - t0
         export(out / "model", epoch, step, total)
+        if out_of_time() and epoch < args.epochs and step < max_steps:
+            print(f"stopped at the time limit of {args.time_limit:g} min (step {step}, epoch "
+                  f"{epoch + 1}); --resume with a later --time-limit continues", file=sys.stderr)
     except OSError as e:  # disk full, folder removed, quota ...: a sentence, not a traceback
         where = f" ({e.filename})" if e.filename else ""
         last = (f"The last good checkpoint, {ckpt_path} (step {saved_step}), is untouched; free "
