@@ -82,8 +82,8 @@ def test_config_written_before_the_prior_existed_still_loads(tmp_path):
     torch.manual_seed(0)
     VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "old")
     cfg = json.loads((tmp_path / "old" / "config.json").read_text())
-    del cfg["prior_components"]
-    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    # N(0, I) is written as older versions wrote it (no key), so they can load it too
+    assert "prior_components" not in cfg and set(cfg) == set(PRESETS["tiny"].to_dict())
     m = VAEGAN.from_pretrained(tmp_path / "old")
     assert m.config.prior_components == 0 and m.latent_prior is None
     # the same draws as N(0, I) always gave
@@ -92,8 +92,9 @@ def test_config_written_before_the_prior_existed_still_loads(tmp_path):
     # other missing keys are still an error
     with pytest.raises(ValueError, match=r"missing keys \['gamma'\]"):
         VAEGANConfig.from_dict({k: v for k, v in cfg.items() if k != "gamma"})
-    with pytest.raises(ValueError, match="prior_components must be an integer >= 0"):
-        VAEGANConfig(prior_components=-1)
+    for bad in (-1, 1001, 2.5, True):
+        with pytest.raises(ValueError, match="prior_components must be an integer from 0"):
+            VAEGANConfig(prior_components=bad)
 
 
 def test_prior_weights_that_do_not_fit_are_named(fitted, tmp_path):
@@ -172,7 +173,8 @@ def test_model_card_says_where_samples_come_from(fitted, tmp_path):
     (tmp_path / "w" / "prior.json").write_text(json.dumps({
         "command": "python -m vaegan.prior w --components 2", "components": 2, "codes": 4000,
         "seconds": 1.5, "mean_log_likelihood": -9.1, "standard_normal_log_likelihood": -14.2}))
-    (tmp_path / "w" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 12.5}))
+    (tmp_path / "w" / "metrics.json").write_text(json.dumps(
+        {"n": 100, "seed": 0, "fid": 12.5, "prior": "fitted Gaussian mixture, 2 components"}))
     (tmp_path / "w" / "metrics_prior-standard.json").write_text(json.dumps(
         {"n": 100, "seed": 0, "fid": 40.25, "sharpness_ratio": 1.1}))
     text = str(build_model_card(tmp_path / "w"))
@@ -186,3 +188,66 @@ def test_model_card_says_where_samples_come_from(fitted, tmp_path):
     (tmp_path / "p" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 50.0}))
     plain = str(build_model_card(tmp_path / "p"))
     assert "## Sampling prior" not in plain and "codes from N(0, I)" in plain
+
+
+def test_a_config_asking_for_a_prior_the_file_lacks_fails_before_allocating(tmp_path):
+    from vaegan.hub import ModelLoadError
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    # 10**8 components of 8x8 would be 27 GB: the header check must refuse before building it
+    (tmp_path / "w" / "config.json").write_text(json.dumps({**cfg, "prior_components": 10**8}))
+    with pytest.raises(ModelLoadError, match="invalid config .prior_components must be an integer from 0"):
+        load_model(str(tmp_path / "w"))
+    (tmp_path / "w" / "config.json").write_text(json.dumps({**cfg, "prior_components": 1000}))
+    with pytest.raises(ModelLoadError, match="asks for a 1000-component sampling prior but the "
+                       "file has no latent_prior.weights"):
+        load_model(str(tmp_path / "w"))
+
+
+def test_a_prior_that_throws_codes_far_out_is_refused(fitted, tmp_path):
+    _, m = fitted
+    m.save_pretrained(tmp_path / "w")
+    path = tmp_path / "w" / "model.safetensors"
+    state = load_file(path)
+    save_file({**state, "latent_prior.means": state["latent_prior.means"] * 1e6}, path)
+    with pytest.raises(ValueError, match="latent_prior puts codes up to .* at most 100 is accepted"):
+        VAEGAN.from_pretrained(tmp_path / "w")
+
+
+def test_zero_weight_components_are_never_drawn():
+    p = MixturePrior(3, 2)
+    p.weights.copy_(torch.tensor([0.0, 1.0, 0.0]))
+    p.means.copy_(torch.tensor([[-9.0, -9.0], [0.0, 0.0], [9.0, 9.0]]))
+    z = p.sample(3000, torch.Generator().manual_seed(0), temperature=0.0)
+    assert torch.equal(z, torch.zeros(3000, 2))
+
+
+def test_refitting_moves_or_removes_the_figures_of_the_old_prior(tmp_path, train_dir, capsys):
+    torch.manual_seed(0)
+    w = tmp_path / "w"
+    VAEGAN(PRESETS["tiny"]).save_pretrained(w)
+    (w / "metrics.json").write_text(json.dumps({"n": 10, "fid": 70.0, "prior": "N(0, I)"}))
+    (w / "samples.png").write_bytes(b"png")
+    assert main([str(w), "--components", "2", "--data-dir", str(train_dir), "--threads", "1"]) == 0
+    assert "was drawn from N(0, I): renamed to metrics_prior-standard.json" in capsys.readouterr().out
+    assert not (w / "metrics.json").exists() and not (w / "samples.png").exists()
+    assert json.loads((w / "metrics_prior-standard.json").read_text())["fid"] == 70.0
+    assert (w / "samples_prior-standard.png").read_bytes() == b"png"
+    # figures of a mixture are simply stale once it is refitted
+    (w / "metrics.json").write_text(json.dumps({"n": 10, "fid": 30.0, "prior": "fitted Gaussian mixture, 2 components"}))
+    assert main([str(w), "--components", "3", "--data-dir", str(train_dir), "--threads", "1"]) == 0
+    assert "removed" in capsys.readouterr().out and not (w / "metrics.json").exists()
+    with pytest.raises(SystemExit, match="--limit takes a number of images >= 1"):
+        main([str(w), "--limit", "0", "--data-dir", str(train_dir)])
+
+
+def test_card_words_the_evaluation_from_the_metrics_not_the_config(fitted, tmp_path):
+    """metrics.json drawn from N(0, I) before the prior was fitted says N(0, I) on the card."""
+    from vaegan.card import build_model_card
+    _, m = fitted
+    m.save_pretrained(tmp_path / "w")
+    (tmp_path / "w" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 70.0,
+                                                             "prior": "N(0, I)"}))
+    text = str(build_model_card(tmp_path / "w"))
+    assert "samples (codes from N(0, I)) vs test images" in text

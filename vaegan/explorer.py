@@ -189,7 +189,7 @@ class Explorer:
             return {"kl": Basis("kl", "Latent dimensions", latent.one_hot_basis(dims, z_dim),
                                 tuple(f"z[{int(d)}]" for d in dims),
                                 "Directions are not precomputed for this model: the sliders move "
-                                "the first latent dimensions, one prior standard deviation per step.")}
+                                "the first latent dimensions, one unit of z per step.")}
         dims = latent.kl_ranking(a.mean_kl)[:k]
         bases = {"kl": Basis("kl", BASES["kl"], latent.one_hot_basis(dims, z_dim, a.z_std),
                              tuple(f"z[{int(d)}] · KL {float(a.mean_kl[d]):.2f}" for d in dims),

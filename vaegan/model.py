@@ -7,6 +7,7 @@ similarity metric. Training code lives in train.py and the losses in losses.py.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -62,9 +63,9 @@ class VAEGANConfig:
         if self.disc_norm not in ("none", "spectral"):
             raise ValueError(f"disc_norm must be 'none' or 'spectral', got {self.disc_norm!r}")
         if (isinstance(self.prior_components, bool) or not isinstance(self.prior_components, int)
-                or self.prior_components < 0):
-            raise ValueError(f"prior_components must be an integer >= 0 (0 = N(0, I)), "
-                             f"got {self.prior_components!r}")
+                or not 0 <= self.prior_components <= MAX_PRIOR_COMPONENTS):
+            raise ValueError(f"prior_components must be an integer from 0 (N(0, I)) to "
+                             f"{MAX_PRIOR_COMPONENTS}, got {self.prior_components!r}")
         if self.channels not in (1, 3) or self.latent_dim < 1:
             raise ValueError("channels must be 1 or 3 and latent_dim >= 1")
         # config.json is hand-editable: a string or NaN gamma must fail here, not mid-training
@@ -85,18 +86,24 @@ class VAEGANConfig:
                 f"{source}: does not match VAEGANConfig: unknown keys {unknown}, "
                 f"missing keys {missing}; expected exactly {sorted(names)}"
             )
-        return cls(**data)
+        return cls(**{**ADDED_LATER, **data})
 
     def to_dict(self) -> dict:
+        """The config.json dict; keys of ADDED_LATER at their old meaning are left out, so
+        that older versions of this package still load what newer ones write."""
         d = asdict(self)
         d["widths"] = list(self.widths)
         d["disc_widths"] = list(self.disc_widths)
-        return d
+        return {k: v for k, v in d.items() if k not in ADDED_LATER or v != ADDED_LATER[k]}
 
 
 # keys added after weights were first published, with the value that means what files
 # written before them meant; only these may be absent from a config.json
 ADDED_LATER: dict[str, object] = {"prior_components": 0}
+MAX_PRIOR_COMPONENTS = 1000
+# a fitted prior must keep its codes (4 standard deviations at temperature 2) within this
+# box, the range the app accepts for a starting code (explorer.ORIGIN_LIMIT)
+PRIOR_CODE_LIMIT = 100.0
 
 PRESETS: dict[str, VAEGANConfig] = {
     # the shipped Fashion-MNIST model
@@ -137,7 +144,7 @@ class DiagonalGaussian:
 class MixturePrior(nn.Module):
     """p(z) = sum_k w_k N(z | means_k, L_k L_k^T): a Gaussian mixture over the latent space.
 
-    Its buffers are filled by `vaegan.prior.fit_prior` and travel in model.safetensors.
+    Its buffers are filled by `vaegan.prior.with_prior` and travel in model.safetensors.
     """
 
     def __init__(self, components: int, latent_dim: int) -> None:
@@ -157,6 +164,10 @@ class MixturePrior(nn.Module):
             raise ValueError(f"latent_prior.weights must be >= 0 and sum to 1, sum is {float(w.sum()):.6g}")
         if not torch.equal(tril, tril.tril()) or (tril.diagonal(dim1=1, dim2=2) <= 0).any():
             raise ValueError("latent_prior.scale_tril must be lower-triangular with a positive diagonal")
+        reach = self.means.abs().amax() + 8 * tril.pow(2).sum(2).sqrt().amax()  # 4 std at temperature 2
+        if reach > PRIOR_CODE_LIMIT:
+            raise ValueError(f"latent_prior puts codes up to {float(reach):.3g} from 0 (means plus 4 "
+                             f"standard deviations at temperature 2); at most {PRIOR_CODE_LIMIT:g} is accepted")
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
@@ -165,11 +176,16 @@ class MixturePrior(nn.Module):
         z_dim = self.means.shape[1]
         e = torch.stack([torch.randn(z_dim + 1, generator=generator) for _ in range(n)]) if n \
             else torch.zeros(0, z_dim + 1)  # (n, Z + 1)
-        u = 0.5 * (1 + torch.erf(e[:, -1] / math.sqrt(2)))  # (n,) uniform in (0, 1)
+        u = torch.special.ndtr(e[:, -1].double())  # (n,) uniform in [0, 1]
         cdf = self.weights.detach().cpu().double().cumsum(0)
-        k = torch.searchsorted(cdf, u.double() * cdf[-1]).clamp(max=len(cdf) - 1)  # (n,)
+        # right=True: u = 0 never lands on a leading zero-weight component
+        k = torch.searchsorted(cdf, u * cdf[-1], right=True).clamp(max=len(cdf) - 1)  # (n,)
         means, tril = self.means.detach().cpu(), self.scale_tril.detach().cpu()
-        return means[k] + temperature * (tril[k] @ e[:, :-1, None]).squeeze(-1)
+        # a matrix-vector product per row (the same numbers whatever n is), in chunks so that
+        # the gathered (chunk, Z, Z) factors stay small
+        z = torch.cat([(tril[k[i:i + 256]] @ e[i:i + 256, :-1, None]).squeeze(-1)
+                       for i in range(0, n, 256)]) if n else torch.zeros(0, z_dim)
+        return means[k] + temperature * z
 
 
 def _down(cin: int, cout: int, norm: bool) -> nn.Sequential:
@@ -260,6 +276,13 @@ class VAEGAN(
                              if config.prior_components else None)
 
     # ---- Hub mixin: safetensors only, strict keys and shapes -------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """model.safetensors (the mixin's) and config.json from VAEGANConfig.to_dict (the
+        mixin would write every field, ADDED_LATER ones at their default included)."""
+        super()._save_pretrained(save_directory)
+        (Path(save_directory) / "config.json").write_text(
+            json.dumps(self.config.to_dict(), sort_keys=True, indent=2))
+
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
                          local_files_only: bool, token, map_location: str = "cpu",

@@ -53,7 +53,8 @@ def with_prior(model: VAEGAN, mixture) -> VAEGAN:
     config = dataclasses.replace(model.config, prior_components=k)
     fitted = VAEGAN(config)
     state = {n: t for n, t in model.state_dict().items() if not n.startswith("latent_prior.")}
-    fitted.load_state_dict(state, strict=False)
+    missing, unexpected = fitted.load_state_dict(state, strict=False)
+    assert not unexpected and all(n.startswith("latent_prior.") for n in missing), (missing, unexpected)
     prior: MixturePrior = fitted.latent_prior
     prior.weights.copy_(torch.as_tensor(mixture.weights_ / mixture.weights_.sum()))
     prior.means.copy_(torch.as_tensor(mixture.means_))
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.components < 0:
         raise SystemExit(f"error: --components takes an integer >= 0, got {args.components}")
+    if args.limit is not None and args.limit < 1:
+        raise SystemExit(f"error: --limit takes a number of images >= 1, got {args.limit}")
     out = Path(args.out or args.model)
     if args.out is None and not Path(args.model).is_dir():
         raise SystemExit("error: --out is needed when the model is not a local folder")
@@ -114,13 +117,39 @@ def main(argv: list[str] | None = None) -> int:
                      "standard_normal_log_likelihood": round(float(
                          -0.5 * (codes ** 2).sum(1).mean() - 0.5 * codes.shape[1] * np.log(2 * np.pi)), 3)})
     info["seconds"] = round(time.time() - t0, 1)
+    for note in retire_stale_outputs(out, model.config.prior_components):
+        print(note)
     fitted.save_pretrained(out)
-    (out / "prior.json").write_text(json.dumps(info, indent=2) + "\n")
+    if args.components:
+        (out / "prior.json").write_text(json.dumps(info, indent=2) + "\n")
+    else:
+        (out / "prior.json").unlink(missing_ok=True)
     what = (f"a {args.components}-component Gaussian mixture fitted to {info['codes']} posterior codes "
             f"(mean log-likelihood {info['mean_log_likelihood']} vs {info['standard_normal_log_likelihood']} "
             f"under N(0, I))" if args.components else "N(0, I)")
     print(f"wrote {out}: prior = {what}, {info['seconds']} s")
     return 0
+
+
+def retire_stale_outputs(folder: Path, old_components: int) -> list[str]:
+    """Figures and grids drawn from the prior a folder had until now no longer describe its
+    samples: metrics[_quick].json and samples.png made with N(0, I) become the
+    `--prior standard` files (which they are); those of an earlier fitted mixture are removed.
+    Returns one sentence per file moved or removed."""
+    notes = []
+    for name in ("metrics.json", "metrics_quick.json", "samples.png"):
+        path = folder / name
+        if not path.exists():
+            continue
+        stem, ext = name.rsplit(".", 1)
+        if old_components == 0:
+            target = folder / f"{stem}_prior-standard.{ext}"
+            path.replace(target)
+            notes.append(f"{path} was drawn from N(0, I): renamed to {target.name}")
+        else:
+            path.unlink()
+            notes.append(f"{path} was drawn from the previous mixture: removed (run vaegan.evaluate again)")
+    return notes
 
 
 def with_prior_removed(model: VAEGAN) -> VAEGAN:

@@ -179,7 +179,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=50, help="steps between metrics lines")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--nan-at-step", type=int, default=None, help=argparse.SUPPRESS)  # fault test
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        p.error(f"--time-limit takes a number of minutes > 0, got {args.time_limit}")
+    return args
 
 
 def check_output_dir(out: Path) -> None:
