@@ -32,9 +32,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vaegan.data import MAX_PIXELS  # noqa: E402  (importing it sets Pillow's bomb limit)
-from vaegan.explorer import (MAX_COUNT, MAX_SEED, MAX_SIDE, N_SLIDERS,  # noqa: E402
-                             SLIDER_LIMIT, STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer,
-                             _number)
+from vaegan.explorer import (MAX_COUNT, MAX_SEED, N_SLIDERS, SLIDER_LIMIT,  # noqa: E402
+                             STEPS_RANGE, TEMPERATURE_RANGE, UPLOAD_HELP, Explorer, _number,
+                             too_large)
 from vaegan.models import (LOAD_WAIT_S, Models, is_hub_spec, load_or_fallback,  # noqa: E402
                            split_specs, weights_folders)
 from vaegan.hub import ModelLoadError  # noqa: E402
@@ -217,8 +217,7 @@ def _upload(label: str, **kw) -> gr.Image:
         try:
             return preprocess(payload)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # at open()
-            raise gr.Error(f"That picture is too large: at most {MAX_PIXELS:,} pixels (e.g. "
-                           f"{MAX_SIDE}x{MAX_SIDE}) are accepted; {UPLOAD_HELP}.") from None
+            raise gr.Error(too_large() + ".") from None
         except gr.Error:  # Gradio refuses .svg files by name
             raise gr.Error(f"That file is a drawing (SVG), not a picture; {UPLOAD_HELP}.") from None
         except (OSError, SyntaxError, ValueError, EOFError):

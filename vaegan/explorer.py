@@ -139,7 +139,7 @@ def _picture(image, name: str = "image") -> Image.Image:
         _check_size(image, name)
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(_too_large(name)) from None
+        raise ValueError(too_large(name)) from None
     except (OSError, SyntaxError, EOFError) as e:
         raise ValueError(f"{name}: the file could not be read as a picture ({type(e).__name__}); "
                          f"{UPLOAD_HELP}") from None
@@ -148,15 +148,17 @@ def _picture(image, name: str = "image") -> Image.Image:
     return image
 
 
-def _too_large(name: str, size: tuple[int, int] | None = None) -> str:
+def too_large(name: str | None = None, size: tuple[int, int] | None = None) -> str:
+    """The one wording of "picture too large" (API errors name the input; the UI does not)."""
     got = f" ({size[0]}x{size[1]})" if size else ""
-    return (f"{name}: the picture is too large{got}; at most {MAX_PIXELS:,} pixels "
+    head = f"{name}: the picture" if name else "The picture"
+    return (f"{head} is too large{got}; at most {MAX_PIXELS:,} pixels "
             f"(e.g. {MAX_SIDE}x{MAX_SIDE}) are accepted; {UPLOAD_HELP}")
 
 
 def _check_size(image: Image.Image, name: str) -> None:
     if image.width * image.height > MAX_PIXELS:
-        raise ValueError(_too_large(name, image.size))
+        raise ValueError(too_large(name, image.size))
 
 
 class Explorer:
