@@ -1,6 +1,8 @@
 """How fast the Explorer operations that benchmarks/latency.py does not time answer, called
-directly (no HTTP): reconstruct (an upload) and interpolate (16 steps and the GIF). Decode,
-the 64-image grid and the endpoints are in benchmarks/latency.py.
+directly (no HTTP): reconstruct (an upload), interpolate (16 steps and the GIF), and the
+prior draw behind every Sample grid, the model's own prior next to N(0, I) for the same
+networks in the same run. Decode, the 64-image grid and the endpoints are in
+benchmarks/latency.py.
 
     python benchmarks/explorer_speed.py [--model weights/fashion-mnist] [--repeat 50]
 """
@@ -31,6 +33,13 @@ def main() -> int:
     print(f"model: {ex.spec}  torch threads: {torch.get_num_threads()}")
     print(f"reconstruct                     {fmt(timed(lambda: ex.reconstruct(picture), n))}")
     print(f"interpolate 16 steps + GIF      {fmt(timed(lambda: ex.interpolate(1, 2, 16), max(5, n // 5)))}")
+    from vaegan.prior import with_prior
+    model, plain = ex.model, with_prior(ex.model)  # plain: same networks, N(0, I)
+    k = model.config.prior_components
+    for name, m in ((f"{k}-part mixture" if k else "N(0, I)", model), ("N(0, I)", plain)):
+        for count in (64, 10000):
+            p50, p95 = timed(lambda: m.prior(count, torch.Generator().manual_seed(0)), n)
+            print(f"prior {count:>5} codes, {name:<16}p50 {p50:7.3f} ms   p95 {p95:7.3f} ms")
     ex.close()
     return 0
 

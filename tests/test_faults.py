@@ -141,3 +141,25 @@ def test_a_config_asking_for_absurd_layers_fails_before_allocating_them(tiny_fol
     ex = load_or_fallback(str(folder), str(tiny_folder))  # the app's start: the fallback, with a notice
     assert ex.spec == str(tiny_folder) and f"Could not load `{folder}`" in ex.status
     ex.close()
+
+
+def test_weights_missing_a_layer_are_refused_before_the_model_is_built(tmp_path):
+    """hub.check_shapes names absent keys from the safetensors header: a config.json asking for
+    huge layers the file does not hold never gets them allocated."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from vaegan.hub import ModelLoadError, load_model
+    from vaegan.model import PRESETS, VAEGAN
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
+    path = tmp_path / "w" / "model.safetensors"
+    state = load_file(path)
+    save_file({k: v for k, v in state.items() if not k.startswith("encoder.head.")}, path)
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    (tmp_path / "w" / "config.json").write_text(json.dumps({**cfg, "latent_dim": 50_000_000}))
+    # building this model for real would need ~300 GB: only the header check answers with this
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors: weights do not match config\.json: "
+                                             r"missing keys \['encoder\.head\.bias', 'encoder\.head\.weight'\]"):
+        load_model(str(tmp_path / "w"))

@@ -29,6 +29,11 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
+def unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (as the datasets load) -> float in [0, 1]; float images as they are."""
+    return images.float().div(255) if images.dtype == torch.uint8 else images.float()
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (optionally .gz) of unsigned bytes into an array."""
     opener = gzip.open if str(path).endswith(".gz") else open

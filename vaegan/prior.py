@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import unit_float
 from .model import VAEGAN, MixturePrior
 
 
@@ -30,12 +31,8 @@ from .model import VAEGAN, MixturePrior
 def posterior_codes(model: VAEGAN, images: torch.Tensor, batch_size: int,
                     generator: torch.Generator) -> torch.Tensor:
     """One z ~ q(z|x) per image (uint8, or float in [0, 1]) -> (N, Z) float64 on the CPU."""
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-        out.append(model.encode(x.to(model.device)).sample(generator).double().cpu())
-    return torch.cat(out)
+    return torch.cat([model.encode(unit_float(images[i:i + batch_size]).to(model.device))
+                      .sample(generator).double().cpu() for i in range(0, len(images), batch_size)])
 
 
 def fit_mixture(codes: np.ndarray, components: int, seed: int = 0):
@@ -47,20 +44,20 @@ def fit_mixture(codes: np.ndarray, components: int, seed: int = 0):
                            max_iter=300).fit(codes)
 
 
-def with_prior(model: VAEGAN, mixture) -> VAEGAN:
-    """A copy of model whose prior is the fitted mixture (the networks' weights unchanged)."""
-    k = len(mixture.weights_)
-    config = dataclasses.replace(model.config, prior_components=k)
-    fitted = VAEGAN(config)
+def with_prior(model: VAEGAN, mixture=None) -> VAEGAN:
+    """A copy of model, networks unchanged, whose prior is `mixture` (a fitted sklearn
+    GaussianMixture), or N(0, I) when mixture is None."""
+    k = 0 if mixture is None else len(mixture.weights_)
+    copy = VAEGAN(dataclasses.replace(model.config, prior_components=k))
     state = {n: t for n, t in model.state_dict().items() if not n.startswith("latent_prior.")}
-    missing, unexpected = fitted.load_state_dict(state, strict=False)
-    assert not unexpected and all(n.startswith("latent_prior.") for n in missing), (missing, unexpected)
-    prior: MixturePrior = fitted.latent_prior
-    prior.weights.copy_(torch.as_tensor(mixture.weights_ / mixture.weights_.sum()))
-    prior.means.copy_(torch.as_tensor(mixture.means_))
-    prior.scale_tril.copy_(torch.linalg.cholesky(torch.as_tensor(mixture.covariances_)))
-    prior.check()
-    return fitted.to(model.device).eval()
+    if mixture is not None:  # the fitted parameters, loaded with the networks in one strict load
+        state["latent_prior.weights"] = torch.as_tensor(mixture.weights_ / mixture.weights_.sum())
+        state["latent_prior.means"] = torch.as_tensor(mixture.means_)
+        state["latent_prior.scale_tril"] = torch.linalg.cholesky(torch.as_tensor(mixture.covariances_))
+    copy.load_state_dict(state, strict=True)
+    if copy.latent_prior is not None:
+        copy.latent_prior.check()
+    return copy.to(model.device).eval()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {"command": "python -m vaegan.prior " + " ".join(argv if argv is not None else sys.argv[1:]),
             "components": args.components, "dataset": args.dataset, "seed": args.seed}
     if args.components == 0:
-        fitted = with_prior_removed(model)
+        fitted = with_prior(model)
     else:
         c = model.config
         images, _ = load_dataset(args.dataset, "train", args.data_dir, c.image_size, c.channels)
@@ -150,14 +147,6 @@ def retire_stale_outputs(folder: Path, old_components: int) -> list[str]:
             path.unlink()
             notes.append(f"{path} was drawn from the previous mixture: removed (run vaegan.evaluate again)")
     return notes
-
-
-def with_prior_removed(model: VAEGAN) -> VAEGAN:
-    """A copy of model that samples from N(0, I) again."""
-    plain = VAEGAN(dataclasses.replace(model.config, prior_components=0))
-    plain.load_state_dict({n: t for n, t in model.state_dict().items()
-                           if not n.startswith("latent_prior.")}, strict=True)
-    return plain.to(model.device).eval()
 
 
 if __name__ == "__main__":

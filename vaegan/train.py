@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             keep = {k: v for k, v in overrides.items() if k == "gamma"}
             # training samples z_p from N(0, I) (Larsen et al.); a fitted prior would go stale
             # as the encoder moves, so fine-tuning starts without it (refit with vaegan.prior)
-            config = dataclasses.replace(init.config, prior_components=0, **keep)
+            from .prior import with_prior
+            init = with_prior(init)
+            config = dataclasses.replace(init.config, **keep)
         hp = {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
                                             "ema", "seed", "limit")}
         if args.ema is not None and not 0.0 < args.ema < 1.0:
@@ -261,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator(device=device).manual_seed(hp["seed"] + 1)  # reparam + prior noise
     step, epoch, batch_in_epoch = 0, 0, 0
     if ckpt is None and args.init_from:
-        model.load_state_dict({k: v for k, v in init.state_dict().items()
-                               if not k.startswith("latent_prior.")}, strict=True)
+        model.load_state_dict(init.state_dict(), strict=True)
         print(f"initialised from {args.init_from}")
     ema = None
     if hp.get("ema"):  # the decoder's moving average, buffers (BatchNorm statistics) included
