@@ -146,16 +146,22 @@ def test_cli_fits_a_folder_and_removes_the_prior_again(tmp_path, train_dir, caps
     assert info["components"] == 3 and info["codes"] == 1000 and info["converged"]
     # the mixture explains the codes better than N(0, I) does
     assert info["mean_log_likelihood"] > info["standard_normal_log_likelihood"]
+    assert info["bn_codes"] == 25600  # the default: decoder statistics estimated anew
     m = load_model(str(tmp_path / "w")).model
     assert m.config.prior_components == 3
     after = load_file(tmp_path / "w" / "model.safetensors")
-    assert all(torch.equal(before[k], after[k]) for k in before)  # networks untouched
+    stats = {k for k in before if k.startswith("decoder.") and k.endswith(("running_mean", "running_var"))}
+    assert stats  # the tiny decoder has BatchNorm layers
+    # weights and every other buffer untouched; the decoder's BatchNorm statistics changed
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in stats and "num_batches" not in k)
+    assert all(not torch.equal(before[k], after[k]) for k in stats)
     assert math.isclose(float(after["latent_prior.weights"].sum()), 1.0, rel_tol=1e-5)
 
-    assert main([str(tmp_path / "w"), "--components", "0"]) == 0
+    assert main([str(tmp_path / "w"), "--components", "0", "--bn-codes", "0"]) == 0
     plain = load_model(str(tmp_path / "w")).model
     assert plain.latent_prior is None and plain.config.prior_components == 0
     assert set(load_file(tmp_path / "w" / "model.safetensors")) == set(before)
+    assert not (tmp_path / "w" / "prior.json").exists()  # nothing left to record
 
 
 def test_cli_says_when_there_are_too_few_codes(tmp_path, train_dir):
@@ -188,6 +194,13 @@ def test_model_card_says_where_samples_come_from(fitted, tmp_path):
     (tmp_path / "p" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 50.0}))
     plain = str(build_model_card(tmp_path / "p"))
     assert "## Sampling prior" not in plain and "codes from N(0, I)" in plain
+    assert "BatchNorm" not in text and "BatchNorm" not in plain  # no recalibration recorded
+    # recalibrated decoder statistics are named, for the mixture and for N(0, I) alike
+    (tmp_path / "w" / "prior.json").write_text(json.dumps({"components": 2, "codes": 4000, "bn_codes": 25600}))
+    assert "estimated anew on 25600 codes drawn from the mixture" in str(build_model_card(tmp_path / "w"))
+    (tmp_path / "p" / "prior.json").write_text(json.dumps({"components": 0, "bn_codes": 1280}))
+    plain = str(build_model_card(tmp_path / "p"))
+    assert "## Decoder statistics" in plain and "1280 codes drawn from N(0, I)" in plain
 
 
 def test_a_config_asking_for_a_prior_the_file_lacks_fails_before_allocating(tmp_path):
@@ -229,15 +242,23 @@ def test_refitting_moves_or_removes_the_figures_of_the_old_prior(tmp_path, train
     VAEGAN(PRESETS["tiny"]).save_pretrained(w)
     (w / "metrics.json").write_text(json.dumps({"n": 10, "fid": 70.0, "prior": "N(0, I)"}))
     (w / "samples.png").write_bytes(b"png")
-    assert main([str(w), "--components", "2", "--data-dir", str(train_dir), "--threads", "1"]) == 0
+    assert main([str(w), "--components", "2", "--data-dir", str(train_dir), "--threads", "1",
+                 "--bn-codes", "0"]) == 0
     assert "was drawn from N(0, I): renamed to metrics_prior-standard.json" in capsys.readouterr().out
     assert not (w / "metrics.json").exists() and not (w / "samples.png").exists()
     assert json.loads((w / "metrics_prior-standard.json").read_text())["fid"] == 70.0
     assert (w / "samples_prior-standard.png").read_bytes() == b"png"
     # figures of a mixture are simply stale once it is refitted
     (w / "metrics.json").write_text(json.dumps({"n": 10, "fid": 30.0, "prior": "fitted Gaussian mixture, 2 components"}))
-    assert main([str(w), "--components", "3", "--data-dir", str(train_dir), "--threads", "1"]) == 0
+    assert main([str(w), "--components", "3", "--data-dir", str(train_dir), "--threads", "1",
+                 "--bn-codes", "0"]) == 0
     assert "removed" in capsys.readouterr().out and not (w / "metrics.json").exists()
+    # new decoder statistics make every earlier figure stale, the N(0, I) ones included
+    (w / "reconstructions.png").write_bytes(b"png")
+    assert main([str(w), "--components", "3", "--data-dir", str(train_dir), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "made with the decoder's previous BatchNorm statistics" in out
+    assert not list(w.glob("metrics*.json")) and not list(w.glob("*.png"))
     with pytest.raises(SystemExit, match="--limit takes a number of images >= 1"):
         main([str(w), "--limit", "0", "--data-dir", str(train_dir)])
 
@@ -251,3 +272,39 @@ def test_card_words_the_evaluation_from_the_metrics_not_the_config(fitted, tmp_p
                                                              "prior": "N(0, I)"}))
     text = str(build_model_card(tmp_path / "w"))
     assert "samples (codes from N(0, I)) vs test images" in text
+
+
+def test_decoder_statistics_are_those_of_the_prior_codes(fitted):
+    """recalibrate_decoder: the first BatchNorm's running mean and variance become the mean and
+    variance of its input over codes from the model's prior, whatever they were before; the
+    weights stay."""
+    import copy
+
+    from vaegan.prior import recalibrate_decoder
+    _, m = fitted
+    m = copy.deepcopy(m)
+    bn = next(mod for mod in m.decoder.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm))
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(9.0)
+    weights = {k: v.clone() for k, v in m.named_parameters()}
+    assert recalibrate_decoder(m, 130 * 64, batch_size=64, seed=3) == 130 * 64
+    assert all(torch.equal(weights[k], v) for k, v in m.named_parameters())
+    assert not m.training
+    # what reaches that BatchNorm, for fresh prior codes
+    seen = []
+    hook = bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+    with torch.no_grad():
+        m.decode(m.prior(20000, torch.Generator().manual_seed(9)))
+    hook.remove()
+    act = seen[0].transpose(0, 1).reshape(bn.num_features, -1)  # (channels, everything else)
+    assert torch.allclose(bn.running_mean, act.mean(1), atol=0.1 * act.std(1).mean().item())
+    assert torch.allclose(bn.running_var, act.var(1), rtol=0.1)
+    with pytest.raises(ValueError, match="at least one batch"):
+        recalibrate_decoder(m, 10, batch_size=64)
+
+
+def test_cli_refuses_too_few_codes_for_the_statistics(tmp_path, train_dir):
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
+    with pytest.raises(SystemExit, match="--bn-codes takes 0 .* or at least 128 codes, got 5"):
+        main([str(tmp_path / "w"), "--bn-codes", "5", "--data-dir", str(train_dir)])

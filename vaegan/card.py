@@ -132,6 +132,13 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
                       f"{prior.get('seconds')} s; mean log-likelihood of the codes "
                       f"{prior.get('mean_log_likelihood')} under the mixture vs "
                       f"{prior.get('standard_normal_log_likelihood')} under N(0, I).", ""]
+    if prior.get("bn_codes"):
+        lines += [("" if k else "## Decoder statistics\n\n")
+                  + "The decoder's BatchNorm running statistics were then estimated anew on "
+                  f"{prior['bn_codes']} codes drawn from {'the mixture' if k else 'N(0, I)'} "
+                  "(`torch.optim.swa_utils.update_bn`; no weight changed). In training each decoder "
+                  "batch held reconstructions and N(0, I) samples together, so the statistics kept "
+                  "there describe that blend rather than the codes the model is sampled with.", ""]
     if metrics:
         n = metrics.get("n")
         lines += ["## Evaluation", "",

@@ -6,10 +6,16 @@ not fill N(0, I): prior samples that land where no training code lies decode to 
 Ex-post density estimation (Ghosh et al. 2020, "From variational to deterministic
 autoencoders", ICLR; the two-stage VAE of Dai & Wipf 2019 is the same idea) fits a density
 to posterior samples of the training images and samples from it instead. Here that density
-is a full-covariance Gaussian mixture (scikit-learn's GaussianMixture, EM). The encoder,
-decoder and discriminator are not touched: the folder gets a config.json with
-prior_components = K and the mixture's buffers (latent_prior.*) in model.safetensors, and
-prior.json records how the fit was made.
+is a full-covariance Gaussian mixture (scikit-learn's GaussianMixture, EM). The folder gets a
+config.json with prior_components = K and the mixture's buffers (latent_prior.*) in
+model.safetensors, and prior.json records how the fit was made.
+
+No weight changes. The decoder's BatchNorm running statistics, though, are estimated anew on
+codes drawn from the new prior (--bn-codes, torch.optim.swa_utils.update_bn): in training
+each decoder batch held reconstructions and N(0, I) samples together, so the statistics it
+kept describe that blend, not the codes the model is now sampled with. On the shipped
+VAE/GAN this alone took FID on 1,000 images from 50.42 to 45.49. --bn-codes 0 keeps the
+statistics from training.
 """
 from __future__ import annotations
 
@@ -60,6 +66,21 @@ def with_prior(model: VAEGAN, mixture=None) -> VAEGAN:
     return copy.to(model.device).eval()
 
 
+@torch.no_grad()
+def recalibrate_decoder(model: VAEGAN, codes: int, batch_size: int = 128, seed: int = 0) -> int:
+    """Re-estimate the decoder's BatchNorm running statistics on `codes` codes (whole batches of
+    batch_size) from the model's own prior, in place; the weights are not changed. Returns the
+    number of codes used."""
+    from torch.optim.swa_utils import update_bn
+    batches = codes // batch_size
+    if batches < 1:
+        raise ValueError(f"--bn-codes takes 0 or at least one batch ({batch_size}) of codes, got {codes}")
+    g = torch.Generator().manual_seed(seed)
+    update_bn((model.prior(batch_size, g) for _ in range(batches)), model.decoder)
+    model.eval()
+    return batches * batch_size
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data import load_dataset
     from .hub import ModelLoadError, load_model
@@ -75,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--bn-codes", type=int, default=25600, metavar="N",
+                   help="codes from the new prior on which the decoder's BatchNorm statistics are "
+                        "estimated anew (default 25600, in batches of 128); 0 keeps those from training")
     p.add_argument("--out", default=None, help="folder to write (default: the model's folder)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
@@ -82,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.components < 0:
         raise SystemExit(f"error: --components takes an integer >= 0, got {args.components}")
+    if args.bn_codes != 0 and args.bn_codes < 128:
+        raise SystemExit(f"error: --bn-codes takes 0 (keep the statistics from training) or at "
+                         f"least 128 codes, got {args.bn_codes}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"error: --limit takes a number of images >= 1, got {args.limit}")
     out = Path(args.out or args.model)
@@ -113,27 +140,39 @@ def main(argv: list[str] | None = None) -> int:
                      "mean_log_likelihood": round(float(mixture.score(codes)), 3),
                      "standard_normal_log_likelihood": round(float(
                          -0.5 * (codes ** 2).sum(1).mean() - 0.5 * codes.shape[1] * np.log(2 * np.pi)), 3)})
+    if args.bn_codes:
+        info["bn_codes"] = recalibrate_decoder(fitted, args.bn_codes, seed=args.seed)
     info["seconds"] = round(time.time() - t0, 1)
-    for note in retire_stale_outputs(out, model.config.prior_components):
+    for note in retire_stale_outputs(out, model.config.prior_components, decoder_changed=bool(args.bn_codes)):
         print(note)
     fitted.save_pretrained(out)
-    if args.components:
+    if args.components or args.bn_codes:
         (out / "prior.json").write_text(json.dumps(info, indent=2) + "\n")
     else:
         (out / "prior.json").unlink(missing_ok=True)
     what = (f"a {args.components}-component Gaussian mixture fitted to {info['codes']} posterior codes "
             f"(mean log-likelihood {info['mean_log_likelihood']} vs {info['standard_normal_log_likelihood']} "
             f"under N(0, I))" if args.components else "N(0, I)")
-    print(f"wrote {out}: prior = {what}, {info['seconds']} s")
+    bn = (f"; decoder BatchNorm statistics estimated on {info['bn_codes']} codes from it"
+          if args.bn_codes else "")
+    print(f"wrote {out}: prior = {what}{bn}, {info['seconds']} s")
     return 0
 
 
-def retire_stale_outputs(folder: Path, old_components: int) -> list[str]:
+def retire_stale_outputs(folder: Path, old_components: int, decoder_changed: bool = False) -> list[str]:
     """Figures and grids drawn from the prior a folder had until now no longer describe its
     samples: metrics[_quick].json and samples.png made with N(0, I) become the
     `--prior standard` files (which they are); those of an earlier fitted mixture are removed.
-    Returns one sentence per file moved or removed."""
+    When the decoder's statistics change (decoder_changed), no earlier figure describes the
+    model any more: all of them are removed. Returns one sentence per file moved or removed."""
     notes = []
+    if decoder_changed:
+        for path in sorted([*folder.glob("metrics*.json"), *folder.glob("samples*.png"),
+                            *folder.glob("reconstructions*.png")]):
+            path.unlink()
+            notes.append(f"{path} was made with the decoder's previous BatchNorm statistics: "
+                         "removed (run vaegan.evaluate again)")
+        return notes
     for name in ("metrics.json", "metrics_quick.json", "samples.png"):
         path = folder / name
         if not path.exists():
