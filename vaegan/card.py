@@ -124,7 +124,7 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
                   "to noisy pictures. After training, a full-covariance Gaussian mixture was fitted "
                   "to one posterior sample of each training image (ex-post density estimation, "
                   "Ghosh et al. 2020, *From variational to deterministic autoencoders*), and "
-                  "`model.sample` draws from it; the networks are unchanged. It is stored in "
+                  "`model.sample` draws from it; no weight of the networks changed. It is stored in "
                   "`model.safetensors` (`latent_prior.*`).", ""]
         if prior:
             lines += ["```", prior.get("command", "?"), "```", "",

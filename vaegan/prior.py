@@ -13,7 +13,7 @@ model.safetensors, and prior.json records how the fit was made.
 No weight changes. The decoder's BatchNorm running statistics, though, are estimated anew on
 codes drawn from the new prior (--bn-codes, torch.optim.swa_utils.update_bn): in training
 each decoder batch held reconstructions and N(0, I) samples together, so the statistics it
-kept describe that blend, not the codes the model is now sampled with. On the shipped
+kept describe that blend, not the codes the model is now sampled with. On the earlier
 VAE/GAN this alone took FID on 1,000 images from 50.42 to 45.49. --bn-codes 0 keeps the
 statistics from training.
 """
