@@ -306,5 +306,5 @@ def test_decoder_statistics_are_those_of_the_prior_codes(fitted):
 def test_cli_refuses_too_few_codes_for_the_statistics(tmp_path, train_dir):
     torch.manual_seed(0)
     VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
-    with pytest.raises(SystemExit, match="--bn-codes takes 0 .* or at least 128 codes, got 5"):
+    with pytest.raises(SystemExit, match=r"--bn-codes takes 0 .* or at least one batch \(128\) of codes, got 5"):
         main([str(tmp_path / "w"), "--bn-codes", "5", "--data-dir", str(train_dir)])

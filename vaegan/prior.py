@@ -66,15 +66,23 @@ def with_prior(model: VAEGAN, mixture=None) -> VAEGAN:
     return copy.to(model.device).eval()
 
 
-@torch.no_grad()
-def recalibrate_decoder(model: VAEGAN, codes: int, batch_size: int = 128, seed: int = 0) -> int:
+BN_BATCH = 128  # codes per batch when the decoder's BatchNorm statistics are estimated
+
+
+def check_bn_codes(codes: int, batch_size: int = BN_BATCH) -> int:
+    """Whole batches that `codes` gives; a ValueError naming the accepted values if none."""
+    if codes // batch_size < 1:
+        raise ValueError(f"--bn-codes takes 0 (keep the statistics from training) or at least "
+                         f"one batch ({batch_size}) of codes, got {codes}")
+    return codes // batch_size
+
+
+def recalibrate_decoder(model: VAEGAN, codes: int, batch_size: int = BN_BATCH, seed: int = 0) -> int:
     """Re-estimate the decoder's BatchNorm running statistics on `codes` codes (whole batches of
     batch_size) from the model's own prior, in place; the weights are not changed. Returns the
     number of codes used."""
-    from torch.optim.swa_utils import update_bn
-    batches = codes // batch_size
-    if batches < 1:
-        raise ValueError(f"--bn-codes takes 0 or at least one batch ({batch_size}) of codes, got {codes}")
+    from torch.optim.swa_utils import update_bn  # runs under no_grad itself
+    batches = check_bn_codes(codes, batch_size)
     g = torch.Generator().manual_seed(seed)
     update_bn((model.prior(batch_size, g) for _ in range(batches)), model.decoder)
     model.eval()
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--bn-codes", type=int, default=25600, metavar="N",
                    help="codes from the new prior on which the decoder's BatchNorm statistics are "
-                        "estimated anew (default 25600, in batches of 128); 0 keeps those from training")
+                        f"estimated anew (default 25600, in batches of {BN_BATCH}); 0 keeps those from training")
     p.add_argument("--out", default=None, help="folder to write (default: the model's folder)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
@@ -106,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.components < 0:
         raise SystemExit(f"error: --components takes an integer >= 0, got {args.components}")
-    if args.bn_codes != 0 and args.bn_codes < 128:
-        raise SystemExit(f"error: --bn-codes takes 0 (keep the statistics from training) or at "
-                         f"least 128 codes, got {args.bn_codes}")
+    if args.bn_codes:
+        try:  # before the fit, not after it
+            check_bn_codes(args.bn_codes)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"error: --limit takes a number of images >= 1, got {args.limit}")
     out = Path(args.out or args.model)
