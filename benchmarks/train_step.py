@@ -26,50 +26,33 @@ def main() -> int:
 
     import torch
 
-    from vaegan import losses, train
+    from vaegan import train
     from vaegan.model import PRESETS, VAEGAN
 
     torch.set_num_threads(args.threads)
 
-    def one_call_losses(model, x, generator):
-        """Algorithm 1 with the discriminator run once on the (3B) concatenation."""
-        post = model.encode(x)
-        z = post.sample(generator)
-        z_p = torch.randn(z.shape, generator=generator)
-        fakes = model.decode(torch.cat([z, z_p]))
-        logits, feats = model.discriminator(torch.cat([x, fakes]))
-        b = len(x)
-        llike = losses.feature_llike_loss(feats[:b], feats[b:2 * b])
-        gen = losses.gan_generator_loss(logits[b:2 * b], logits[2 * b:])
-        dis = losses.gan_discriminator_loss(logits[:b], logits[b:2 * b], logits[2 * b:])
-        per_net = {"encoder": losses.kl_loss(post) + llike,
-                   "decoder": model.config.gamma * llike + gen, "discriminator": dis}
-        return per_net, train.StepLosses(0.0, llike.item(), gen.item(), dis.item())
-
     x = torch.rand(args.batch_size, 1, 28, 28)
     variants = {}
     for name, fmt, fn in (("earlier: one discriminator call, contiguous", torch.contiguous_format,
-                           one_call_losses),
+                           train.discriminate_at_once),
                           ("vaegan.train: three calls, channels-last", train.MEMORY_FORMAT,
-                           train.vaegan_losses)):
+                           train.discriminate)):
         torch.manual_seed(0)
         model = VAEGAN(PRESETS["fashion-mnist"]).to(memory_format=fmt)
         variants[name] = (model, train.make_optimizers(model, 2e-4), torch.Generator().manual_seed(0),
                           x.contiguous(memory_format=fmt), fn, [])
-    real = train.vaegan_losses
+    real = train.discriminate
     try:
         for r in range(args.repeat + 3):
             for model, opts, gen, xb, fn, times in variants.values():
-                train.vaegan_losses = fn  # routed_grads looks it up at call time
+                train.discriminate = fn  # vaegan_losses looks it up at call time
                 t = time.perf_counter()
                 train.train_step(model, opts, xb, gen)
                 if r >= 3:  # warm-up
                     times.append(time.perf_counter() - t)
     finally:
-        train.vaegan_losses = real
-    import os
-    import platform
-    print(f"{os.cpu_count()}-core {platform.machine()} CPU, torch {torch.__version__}, "
+        train.discriminate = real
+    print(f"{train.platform_summary()}, torch {torch.__version__}, "
           f"{args.threads} threads, batch {args.batch_size}, {args.repeat} steps each")
     medians = []
     for name, (*_, times) in variants.items():

@@ -65,6 +65,31 @@ def make_optimizers(model: VAEGAN, lr: float, disc_lr: float | None = None) -> d
     return opts
 
 
+def discriminate(disc, x: torch.Tensor, fakes: torch.Tensor):
+    """(logits (B,), features Dis_l (B, C_l, h, w)) of the real images x (B, ...) and of the
+    two halves of fakes (2B, ...): reconstructions, then prior samples.
+
+    Three calls, not one on the (3B) concatenation: the encoder's gradient then flows back
+    through the B reconstructions only, not through zeros for the real and prior images
+    (about 10% of a step on the CPU; benchmarks/train_step.py). The discriminator has no
+    batch statistics, so the outputs are the same; cached() computes each spectral-normalised
+    weight (one power iteration) once for the three calls, as one call did.
+    """
+    b = len(x)
+    with parametrize.cached():
+        return disc(x), disc(fakes[:b]), disc(fakes[b:])
+
+
+def discriminate_at_once(disc, x: torch.Tensor, fakes: torch.Tensor):
+    """What discriminate returns, from one call on the (3B) concatenation, as the training
+    step ran before: the reference that tests/test_model.py and benchmarks/train_step.py
+    compare discriminate with."""
+    b = len(x)
+    logits, feats = disc(torch.cat([x, fakes]))
+    return ((logits[:b], feats[:b]), (logits[b:2 * b], feats[b:2 * b]),
+            (logits[2 * b:], feats[2 * b:]))
+
+
 def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
     """Forward pass of Algorithm 1 -> (losses per network, logged values).
 
@@ -79,16 +104,7 @@ def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
         l_llike = losses.pixel_llike_loss(x, x_rec)
         return {"encoder": l_prior + l_llike, "decoder": l_llike}, StepLosses(l_prior.item(), l_llike.item())
     fakes = model.decode(torch.cat([z, z_p]))  # (2B, C, H, W): reconstructions, then samples
-    b = len(x)
-    # Three discriminator calls, not one on the (3B) concatenation: the encoder's gradient
-    # then flows back through the B reconstructions only, not through zeros for the real
-    # and prior images (about 10% of a step on the CPU). The discriminator has no batch
-    # statistics, so the outputs are the same; cached() computes each spectral-normalised
-    # weight (one power iteration) once for the three calls, as one call did.
-    with parametrize.cached():
-        d_real, f_real = model.discriminator(x)  # (B,), (B, C_l, h, w)
-        d_rec, f_rec = model.discriminator(fakes[:b])
-        d_prior, _ = model.discriminator(fakes[b:])
+    (d_real, f_real), (d_rec, f_rec), (d_prior, _) = discriminate(model.discriminator, x, fakes)
     l_llike = losses.feature_llike_loss(f_real, f_rec)
     l_gen = losses.gan_generator_loss(d_rec, d_prior)
     l_dis = losses.gan_discriminator_loss(d_real, d_rec, d_prior)
