@@ -287,6 +287,22 @@ def weights_folder(tmp_path, seed: int = 0):
     return folder
 
 
+def test_publish_keeps_the_cards_baseline_comparison(hub, tmp_path, capsys):
+    folder = weights_folder(tmp_path)
+    base = tmp_path / "weights" / "vae"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({**TINY.to_dict(), "mode": "vae"}))
+    (base / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 175.0}))
+    from vaegan.card import main as card_main
+    assert card_main([str(folder), "--baseline", str(base)]) == 0
+    dest = tmp_path / "staged"
+    assert publish.main([str(folder), "--repo", "you/vaegan-tiny", "--dry-run", "--dry-run-dir", str(dest)]) == 0
+    assert (dest / "baseline.json").read_text() == (folder / "baseline.json").read_text()
+    card = (dest / "README.md").read_text()
+    assert "## Against the plain-VAE baseline" in card
+    assert "This model's FID is 50.0% of the plain-VAE baseline's." in card
+
+
 def test_publish_dry_run_stages_a_loadable_folder_with_a_card(hub, tmp_path, capsys):
     folder = weights_folder(tmp_path)
     dest = tmp_path / "staged"

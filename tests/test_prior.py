@@ -308,3 +308,37 @@ def test_cli_refuses_too_few_codes_for_the_statistics(tmp_path, train_dir):
     VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
     with pytest.raises(SystemExit, match=r"--bn-codes takes 0 .* or at least one batch \(128\) of codes, got 5"):
         main([str(tmp_path / "w"), "--bn-codes", "5", "--data-dir", str(train_dir)])
+
+
+def test_model_card_compares_with_a_baseline_measured_the_same_way(tmp_path, capsys):
+    from vaegan.card import build_model_card, main as card_main
+    model, base = tmp_path / "m", tmp_path / "b"
+    for folder, mode, fid in ((model, "vaegan", 23.74), (base, "vae", 51.59)):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({**PRESETS["tiny"].to_dict(), "mode": mode}))
+        (folder / "metrics.json").write_text(json.dumps(
+            {"n": 10000, "seed": 0, "fid": fid, "recon_ssim": 0.7, "sharpness_ratio": 0.8,
+             "feature_extractor": "default_1.pt"}))
+    assert "## Against" not in str(build_model_card(model))  # no baseline recorded yet
+    assert card_main([str(model), "--baseline", str(base)]) == 0
+    record = json.loads((model / "baseline.json").read_text())
+    assert record["folder"] == str(base) and record["metrics"]["fid"] == 51.59
+    card = (model / "README.md").read_text()
+    assert "## Against the plain-VAE baseline" in card
+    assert f"| `{base}` | 51.59 |" in card and "| this model | 23.74 |" in card
+    assert "This model's FID is 46.0% of the plain-VAE baseline's." in card
+    # the record stays with the weights: the baseline's folder may change or go away later
+    (base / "metrics.json").write_text(json.dumps({"n": 500, "seed": 0, "fid": 99.0}))
+    assert "46.0%" in str(build_model_card(model))
+    # a baseline measured on other images is named as such, with no ratio
+    record["metrics"]["n"] = 500
+    (model / "baseline.json").write_text(json.dumps(record))
+    text = str(build_model_card(model))
+    assert "(n 10000 here vs 500 there); no comparison is made" in text and "%" not in text.split("## Against")[1]
+    # a baseline without an FID is refused with the file named, and nothing is written
+    (model / "baseline.json").unlink()
+    (base / "metrics.json").write_text(json.dumps({"n": 500}))
+    with pytest.raises(SystemExit):
+        card_main([str(model), "--baseline", str(base)])
+    assert "no FID measured for the baseline" in capsys.readouterr().err
+    assert not (model / "baseline.json").exists()

@@ -1,8 +1,10 @@
 """Model cards for weights folders, built with huggingface_hub's ModelCard/ModelCardData
-from the folder's own files: config.json, training.json (written by train.py) and
-metrics.json (written by evaluate.py).
+from the folder's own files: config.json, training.json (written by train.py),
+metrics.json (written by evaluate.py) and baseline.json (a baseline's metrics, copied in by
+--baseline, so the comparison survives `vaegan.publish`, which rebuilds the card).
 
     python -m vaegan.card weights/fashion-mnist [--repo-id org/name]
+    python -m vaegan.card weights/fashion-mnist --baseline weights/fashion-mnist-vae
 """
 from __future__ import annotations
 
@@ -38,6 +40,45 @@ def metrics_prior_words(metrics: dict, model_prior_words: str) -> str:
     if recorded in ("N(0, I)", "standard"):
         return "N(0, I)"
     return model_prior_words if recorded.startswith("fitted Gaussian mixture") else str(recorded)
+
+
+BASELINE_FILE = "baseline.json"
+# metrics.json keys that must agree for two FIDs to be compared
+PROTOCOL_KEYS = ("n", "seed", "feature_extractor")
+
+
+def baseline_record(folder: str | Path) -> dict:
+    """What baseline.json holds for the model in `folder`: its name, kind and metrics.json."""
+    folder = Path(folder)
+    metrics = _read(folder, "metrics.json")
+    if "fid" not in metrics:
+        raise ValueError(f"{folder / 'metrics.json'}: no FID measured for the baseline "
+                         f"(run python -m vaegan.evaluate {folder} first)")
+    return {"folder": str(folder), "mode": _read(folder, "config.json").get("mode", "vaegan"),
+            "metrics": metrics}
+
+
+def baseline_lines(metrics: dict, baseline: dict) -> list[str]:
+    """The card's comparison with baseline.json: both rows and the FID ratio when both were
+    measured with the same protocol, and which figure differs when they were not."""
+    other = baseline.get("metrics", {})
+    name = baseline.get("folder", "?")
+    kind = ("plain-VAE baseline" if baseline.get("mode") == "vae" else "baseline")
+    lines = [f"## Against the {kind}", ""]
+    differ = [k for k in PROTOCOL_KEYS if metrics.get(k) != other.get(k)]
+    if "fid" not in metrics or "fid" not in other or differ:
+        why = (", ".join(f"{k} {metrics.get(k)} here vs {other.get(k)} there" for k in differ)
+               or "an FID is missing")
+        return lines + [f"`{name}` was not evaluated with the same protocol ({why}); "
+                        "no comparison is made.", ""]
+    lines += [f"`{name}`, evaluated with the same protocol ({metrics.get('n')} images, seed "
+              f"{metrics.get('seed')}, {metrics.get('feature_extractor')}):", "",
+              "| model | FID | reconstruction SSIM | sharpness |", "|---|---|---|---|"]
+    for label, m in (("this model", metrics), (f"`{name}`", other)):
+        lines.append(f"| {label} | {_fmt(m['fid'])} | {_fmt(m.get('recon_ssim', '-'))} | "
+                     f"{_fmt(m.get('sharpness_ratio', '-'))} |")
+    lines += ["", f"This model's FID is {100 * metrics['fid'] / other['fid']:.1f}% of the {kind}'s.", ""]
+    return lines
 
 
 def build_model_card(folder: str | Path, repo_id: str | None = None,
@@ -159,6 +200,9 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
             lines += [f"With codes from N(0, I) instead (`--prior standard`, {standard.get('n')} "
                       f"images): FID {_fmt(standard['fid'])}, sharpness "
                       f"{_fmt(standard.get('sharpness_ratio'))}.", ""]
+        baseline = _read(folder, BASELINE_FILE)
+        if baseline:
+            lines += baseline_lines(metrics, baseline)
     if (folder / "reconstructions.png").exists():
         lines += ["Test images (top) and their reconstructions (bottom):", "",
                   "![Reconstructions](reconstructions.png)", ""]
@@ -169,7 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaegan.card", description=__doc__)
     p.add_argument("folder")
     p.add_argument("--repo-id", default=None, help="Hub repo id to show in the usage example")
+    p.add_argument("--baseline", default=None, metavar="FOLDER",
+                   help="a weights folder whose metrics.json to compare with; copied into "
+                        f"FOLDER/{BASELINE_FILE} so the comparison stays with the weights")
     args = p.parse_args(argv)
+    if args.baseline:
+        try:
+            record = baseline_record(args.baseline)
+        except ValueError as e:
+            p.error(str(e))
+        (Path(args.folder) / BASELINE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     card = build_model_card(args.folder, args.repo_id)
     card.save(Path(args.folder) / "README.md")
     print(f"wrote {Path(args.folder) / 'README.md'}")

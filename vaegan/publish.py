@@ -7,6 +7,7 @@ The folder is loaded first, strictly, exactly as the app would load it (vaegan.h
 so a broken folder is never uploaded. What goes up is staged in a folder of its own:
 config.json, model.safetensors, explorer.safetensors, training.json, metrics.json,
 prior.json and metrics_prior-standard.json (a fitted sampling prior and the N(0, I) figures),
+baseline.json (the baseline the card compares with),
 samples.png and reconstructions.png where present (samples.png is drawn from the model when
 missing), and README.md, the model card built by vaegan.card. Nothing else: no checkpoint,
 no pickle. --dry-run writes that folder and uploads nothing. The token comes from HF_TOKEN
@@ -30,7 +31,7 @@ from .card import build_model_card
 from .hub import CONFIG_FILE, EXPLORER_FILE, ModelLoadError, load_model
 from .model import SAFETENSORS_FILE, VAEGAN
 
-JSON_FILES = ("training.json", "metrics.json", "prior.json", "metrics_prior-standard.json")
+JSON_FILES = ("training.json", "metrics.json", "prior.json", "metrics_prior-standard.json", "baseline.json")
 IMAGES = ("samples.png", "reconstructions.png")
 # every file publish manages, in upload order; README.md is the generated card
 FILES = (CONFIG_FILE, SAFETENSORS_FILE, EXPLORER_FILE, *JSON_FILES, *IMAGES, "README.md")
