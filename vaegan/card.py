@@ -73,10 +73,10 @@ def baseline_lines(metrics: dict, baseline: dict) -> list[str]:
                         "no comparison is made.", ""]
     lines += [f"`{name}`, evaluated with the same protocol ({metrics.get('n')} images, seed "
               f"{metrics.get('seed')}, {metrics.get('feature_extractor')}):", "",
-              "| model | FID | reconstruction SSIM | sharpness |", "|---|---|---|---|"]
+              "| model | " + " | ".join(label for _, label in METRICS.values()) + " |",
+              "|---" * (len(METRICS) + 1) + "|"]
     for label, m in (("this model", metrics), (f"`{name}`", other)):
-        lines.append(f"| {label} | {_fmt(m['fid'])} | {_fmt(m.get('recon_ssim', '-'))} | "
-                     f"{_fmt(m.get('sharpness_ratio', '-'))} |")
+        lines.append(f"| {label} | " + " | ".join(_fmt(m.get(k, "-")) for k in METRICS) + " |")
     lines += ["", f"This model's FID is {100 * metrics['fid'] / other['fid']:.1f}% of the {kind}'s.", ""]
     return lines
 
