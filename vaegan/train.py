@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import torch
 import torch.nn.utils.parametrize as parametrize
@@ -233,8 +234,188 @@ def platform_summary() -> str:
     return f"{os.cpu_count()}-core {cpu} CPU ({platform.system()})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+@dataclass
+class Run:
+    """A training run: what build() sets up and the loop advances, with the files it writes."""
+    args: argparse.Namespace
+    out: Path  # the run folder
+    ckpt_path: Path  # OUT/checkpoint.pt
+    device: torch.device
+    config: VAEGANConfig
+    hp: dict  # the hyperparameters kept in the checkpoint ("args"); --resume reuses them
+    model: VAEGAN
+    opts: dict[str, torch.optim.Optimizer]
+    gen: torch.Generator  # reparameterisation + prior noise
+    ema: AveragedModel | None  # the decoder's moving average (--ema)
+    images: torch.Tensor  # (N, C, H, W) uint8 training images
+    fixed_z: torch.Tensor  # (64, Z): the codes of the sample grids
+    fixed_x: torch.Tensor  # (32, C, H, W) in [0, 1]: the images of the reconstruction grids
+    command: str  # the command that started the run
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    saved_step: int | None = None  # the step of the last good checkpoint
+    elapsed0: float = 0.0  # wall seconds of the run's earlier parts (before --resume)
+    t0: float = 0.0  # time.time() when this part's loop started
+
+    @property
+    def per_epoch(self) -> int:
+        return len(self.images) // self.hp["batch_size"]
+
+    @property
+    def max_steps(self) -> int:
+        a = self.args
+        return a.max_steps if a.max_steps is not None else a.epochs * self.per_epoch
+
+    def elapsed(self) -> float:
+        """Wall seconds of the whole run so far, resumed parts included."""
+        return self.elapsed0 + time.time() - self.t0
+
+    def out_of_time(self) -> bool:
+        return self.args.time_limit is not None and self.elapsed() >= 60 * self.args.time_limit
+
+    def state(self) -> dict:
+        """What checkpoint.pt holds, but for elapsed_s."""
+        return {"config": self.config.to_dict(), "args": self.hp, "model": self.model.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
+                "generator": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "command": self.command,
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.ckpt_path, {**self.state(), "elapsed_s": self.elapsed()})
+        self.saved_step = self.step
+
+    def exported_model(self) -> VAEGAN:
+        """The model as shipped: with --ema, the averaged decoder in place of the live one."""
+        if self.ema is None:
+            return self.model
+        shipped = copy.deepcopy(self.model)
+        shipped.decoder.load_state_dict(self.ema.module.state_dict())
+        return shipped.eval()
+
+    def export(self, seconds: float, shipped: VAEGAN | None = None) -> None:
+        """OUT/model/: config.json + model.safetensors (+ the mixin's card) and training.json;
+        with --ema also the live weights in OUT/model_live/."""
+        folder, hp = self.out / "model", self.hp
+        (shipped or self.exported_model()).save_pretrained(folder)
+        if self.ema is not None:
+            self.model.save_pretrained(folder.with_name(folder.name + "_live"))
+        info = {"command": self.command, "epochs": self.epoch, "steps": self.step,
+                "train_seconds": round(seconds, 1), "batch_size": hp["batch_size"], "lr": hp["lr"],
+                "disc_lr": hp.get("disc_lr") or hp["lr"], "ema": hp.get("ema"), "seed": hp["seed"],
+                "dataset": hp["dataset"], "device": str(self.device),
+                "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "machine": platform_summary()}
+        (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+# ---- build: from the flags (or a checkpoint) to a Run ------------------------------------------
+def load_checkpoint(ckpt_path: Path) -> dict:
+    """The checkpoint that --resume continues from, on the CPU."""
+    if not ckpt_path.exists():
+        raise SystemExit(f"error: --resume given but {ckpt_path} does not exist")
+    return torch.load(ckpt_path, map_location="cpu", weights_only=True)
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The preset fields the flags set: --mode, and --gamma, --disc-norm, --latent-dim and
+    --disc-widths where given."""
+    overrides = {"mode": args.mode}
+    for key in ("gamma", "disc_norm", "latent_dim"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.disc_widths is not None:
+        try:
+            overrides["disc_widths"] = tuple(int(w) for w in args.disc_widths.split(","))
+        except ValueError:
+            raise SystemExit(f"error: --disc-widths takes comma-separated integers such as "
+                             f"64,128, got {args.disc_widths!r}") from None
+    return overrides
+
+
+def new_config(args: argparse.Namespace) -> tuple[VAEGANConfig, VAEGAN | None]:
+    """A new run's architecture -> (config, the --init-from model or None): the preset with
+    the flags' overrides or, with --init-from, the source model's (--gamma may still be set)."""
+    overrides = config_overrides(args)
+    config = dataclasses.replace(PRESETS[args.preset], **overrides)
+    if not args.init_from:
+        return config, None
+    from .hub import ModelLoadError, load_model
+    try:
+        init = load_model(args.init_from).model
+    except ModelLoadError as e:
+        raise SystemExit(f"error: --init-from: {e}") from None
+    keep = {k: v for k, v in overrides.items() if k == "gamma"}
+    # training samples z_p from N(0, I) (Larsen et al.); a fitted prior would go stale
+    # as the encoder moves, so fine-tuning starts without it (refit with vaegan.prior)
+    from .prior import with_prior
+    init = with_prior(init)
+    return dataclasses.replace(init.config, **keep), init
+
+
+def new_hparams(args: argparse.Namespace) -> dict:
+    """A new run's hyperparameters, as its checkpoint keeps them ("args")."""
+    if args.ema is not None and not 0.0 < args.ema < 1.0:
+        raise SystemExit(f"error: --ema takes a decay between 0 and 1 such as 0.999, got {args.ema}")
+    return {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
+                                          "ema", "seed", "limit")}
+
+
+def build_networks(config: VAEGANConfig, hp: dict, device: torch.device, init: VAEGAN | None
+                   ) -> tuple[VAEGAN, dict[str, torch.optim.Optimizer], torch.Generator,
+                              AveragedModel | None]:
+    """Seeded from hp -> (model on device, its optimizers, the noise generator, the decoder's
+    moving average or None); with init, the model starts from init's weights."""
+    torch.manual_seed(hp["seed"])
+    # channels-last activations and conv weights: oneDNN's fast layout, about 10% of a
+    # step on the CPU; the saved weights are the same numbers (the Hub mixin saves them
+    # contiguous)
+    model = VAEGAN(config).to(device, memory_format=MEMORY_FORMAT)
+    opts = make_optimizers(model, hp["lr"], hp.get("disc_lr"))
+    gen = torch.Generator(device=device).manual_seed(hp["seed"] + 1)  # reparam + prior noise
+    if init is not None:
+        model.load_state_dict(init.state_dict(), strict=True)
+    ema = None
+    if hp.get("ema"):  # the decoder's moving average, buffers (BatchNorm statistics) included
+        ema = AveragedModel(model.decoder, multi_avg_fn=get_ema_multi_avg_fn(hp["ema"]),
+                            use_buffers=True)
+    return model, opts, gen, ema
+
+
+def restore(ckpt: dict, model: VAEGAN, ema: AveragedModel | None,
+            opts: dict[str, torch.optim.Optimizer], gen: torch.Generator) -> tuple[int, int, int]:
+    """Load a checkpoint's weights, optimizer and RNG states -> (step, epoch, batch_in_epoch)."""
+    model.load_state_dict(ckpt["model"], strict=True)
+    if ema is not None:
+        ema.load_state_dict(ckpt["ema"])
+    for name, opt in opts.items():
+        opt.load_state_dict(ckpt["optimizers"][name])
+    gen.set_state(ckpt["generator"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+
+
+def load_images(hp: dict, config: VAEGANConfig, device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (training images (N, C, H, W) uint8, after --limit; the fixed codes (64, Z) and
+    images (32, C, H, W) in [0, 1] of the grids drawn each epoch)."""
+    images, _ = load_dataset(hp["dataset"], "train", hp["data_dir"], config.image_size, config.channels)
+    if hp["limit"]:
+        images = images[: hp["limit"]]
+    n, bs = len(images), hp["batch_size"]
+    if n // bs == 0:
+        raise SystemExit(f"error: {n} training images is fewer than one batch of {bs}")
+    fixed_gen = torch.Generator().manual_seed(1234)
+    fixed_z = torch.randn(64, config.latent_dim, generator=fixed_gen).to(device)
+    fixed_x = images[torch.randperm(n, generator=fixed_gen)[:32]].float().div(255).to(device)
+    return images, fixed_z, fixed_x
+
+
+def build(args: argparse.Namespace, argv: list[str] | None = None) -> Run:
+    """The run folder, model, optimizers, noise generator and data of a new run, or with
+    --resume of the one in OUT/checkpoint.pt at its saved position."""
     out = Path(args.out)
     check_output_dir(out)
     for stale in out.glob(".ckpt-*.tmp"):  # left by a process killed while writing a checkpoint
@@ -243,201 +424,131 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     ckpt_path = out / "checkpoint.pt"
-
+    ckpt = init = None
     if args.resume:
-        if not ckpt_path.exists():
-            raise SystemExit(f"error: --resume given but {ckpt_path} does not exist")
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        config = VAEGANConfig.from_dict(ckpt["config"], source=str(ckpt_path))
-        hp = ckpt["args"]
+        ckpt = load_checkpoint(ckpt_path)
+        config, hp = VAEGANConfig.from_dict(ckpt["config"], source=str(ckpt_path)), ckpt["args"]
     else:
-        ckpt = None
-        overrides = {"mode": args.mode}
-        if args.gamma is not None:
-            overrides["gamma"] = args.gamma
-        if args.disc_norm is not None:
-            overrides["disc_norm"] = args.disc_norm
-        if args.latent_dim is not None:
-            overrides["latent_dim"] = args.latent_dim
-        if args.disc_widths is not None:
-            try:
-                overrides["disc_widths"] = tuple(int(w) for w in args.disc_widths.split(","))
-            except ValueError:
-                raise SystemExit(f"error: --disc-widths takes comma-separated integers such as "
-                                 f"64,128, got {args.disc_widths!r}") from None
-        config = dataclasses.replace(PRESETS[args.preset], **overrides)
-        if args.init_from:  # fine-tune: the architecture comes from the source model
-            from .hub import ModelLoadError, load_model
-            try:
-                init = load_model(args.init_from).model
-            except ModelLoadError as e:
-                raise SystemExit(f"error: --init-from: {e}") from None
-            keep = {k: v for k, v in overrides.items() if k == "gamma"}
-            # training samples z_p from N(0, I) (Larsen et al.); a fitted prior would go stale
-            # as the encoder moves, so fine-tuning starts without it (refit with vaegan.prior)
-            from .prior import with_prior
-            init = with_prior(init)
-            config = dataclasses.replace(init.config, **keep)
-        hp = {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
-                                            "ema", "seed", "limit")}
-        if args.ema is not None and not 0.0 < args.ema < 1.0:
-            raise SystemExit(f"error: --ema takes a decay between 0 and 1 such as 0.999, got {args.ema}")
-
-    torch.manual_seed(hp["seed"])
-    # channels-last activations and conv weights: oneDNN's fast layout, about 10% of a
-    # step on the CPU; the saved weights are the same numbers (the Hub mixin saves them
-    # contiguous)
-    model = VAEGAN(config).to(device, memory_format=MEMORY_FORMAT)
-    opts = make_optimizers(model, hp["lr"], hp.get("disc_lr"))
-    gen = torch.Generator(device=device).manual_seed(hp["seed"] + 1)  # reparam + prior noise
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if ckpt is None and args.init_from:
-        model.load_state_dict(init.state_dict(), strict=True)
+        config, init = new_config(args)
+        hp = new_hparams(args)
+    model, opts, gen, ema = build_networks(config, hp, device, init)
+    if init is not None:
         print(f"initialised from {args.init_from}")
-    ema = None
-    if hp.get("ema"):  # the decoder's moving average, buffers (BatchNorm statistics) included
-        ema = AveragedModel(model.decoder, multi_avg_fn=get_ema_multi_avg_fn(hp["ema"]),
-                            use_buffers=True)
+    step, epoch, batch_in_epoch = 0, 0, 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"], strict=True)
-        if ema is not None:
-            ema.load_state_dict(ckpt["ema"])
-        for name, opt in opts.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        step, epoch, batch_in_epoch = restore(ckpt, model, ema, opts, gen)
         print(f"resumed from {ckpt_path} at step {step} (epoch {epoch}, batch {batch_in_epoch})")
-
-    images, _ = load_dataset(hp["dataset"], "train", hp["data_dir"], config.image_size, config.channels)
-    if hp["limit"]:
-        images = images[: hp["limit"]]
-    n = len(images)
-    bs = hp["batch_size"]
-    per_epoch = n // bs
-    if per_epoch == 0:
-        raise SystemExit(f"error: {n} training images is fewer than one batch of {bs}")
-    fixed_gen = torch.Generator().manual_seed(1234)
-    fixed_z = torch.randn(64, config.latent_dim, generator=fixed_gen).to(device)
-    fixed_x = images[torch.randperm(n, generator=fixed_gen)[:32]].float().div(255).to(device)
-
-    def state() -> dict:
-        return {"config": config.to_dict(), "args": hp, "model": model.state_dict(),
-                "optimizers": {k: o.state_dict() for k, o in opts.items()},
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "command": command,
-                **({"ema": ema.state_dict()} if ema is not None else {})}
-
-    def exported_model() -> VAEGAN:
-        """The model as shipped: with --ema, the averaged decoder in place of the live one."""
-        if ema is None:
-            return model
-        shipped = copy.deepcopy(model)
-        shipped.decoder.load_state_dict(ema.module.state_dict())
-        return shipped.eval()
-
+    images, fixed_z, fixed_x = load_images(hp, config, device)
+    resumed = ckpt or {}
     command = "python -m vaegan.train " + " ".join(argv if argv is not None else sys.argv[1:])
-    if ckpt is not None:
-        command = ckpt.get("command", command)  # the command that started the run
+    return Run(args=args, out=out, ckpt_path=ckpt_path, device=device, config=config, hp=hp,
+               model=model, opts=opts, gen=gen, ema=ema, images=images, fixed_z=fixed_z,
+               fixed_x=fixed_x, command=resumed.get("command", command),  # the one that started it
+               step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
+               saved_step=resumed.get("step"), elapsed0=resumed.get("elapsed_s", 0.0))
 
-    def export(folder: Path, ep: int, st: int, seconds: float, shipped: VAEGAN | None = None) -> None:
-        """config.json + model.safetensors (+ the mixin's card) and training.json."""
-        (shipped or exported_model()).save_pretrained(folder)
-        if ema is not None:
-            model.save_pretrained(folder.with_name(folder.name + "_live"))
-        info = {"command": command, "epochs": ep, "steps": st, "train_seconds": round(seconds, 1),
-                "batch_size": bs, "lr": hp["lr"], "disc_lr": hp.get("disc_lr") or hp["lr"],
-                "ema": hp.get("ema"), "seed": hp["seed"], "dataset": hp["dataset"],
-                "device": str(device), "threads": torch.get_num_threads(),
-                "torch": torch.__version__, "machine": platform_summary()}
-        (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
 
-    saved_step = ckpt["step"] if ckpt else None  # the step of the last good checkpoint
+# ---- loop: epochs of steps, with checkpoints, metrics and grids on the way -------------------
+def write_row(log: TextIO, row: dict) -> None:
+    """One line of metrics.jsonl, flushed."""
+    log.write(json.dumps(row) + "\n")
+    log.flush()
 
-    def checkpoint() -> None:
-        nonlocal saved_step
-        save_checkpoint(ckpt_path, {**state(), "elapsed_s": elapsed0 + time.time() - t0})
-        saved_step = step
 
-    log = open(out / "metrics.jsonl", "a")
-    t0 = time.time()
-    elapsed0 = ckpt["elapsed_s"] if ckpt and "elapsed_s" in ckpt else 0.0
-    max_steps = args.max_steps if args.max_steps is not None else args.epochs * per_epoch
+def train_epoch(run: Run, log: TextIO) -> dict[str, float]:
+    """The batches of run.epoch from run.batch_in_epoch on, until the epoch ends or
+    --max-steps or --time-limit stops it -> the sums of the logged losses."""
+    args, bs = run.args, run.hp["batch_size"]
+    # the data order of an epoch depends only on (seed, epoch): resumable mid-epoch
+    perm = torch.randperm(len(run.images),
+                          generator=torch.Generator().manual_seed(run.hp["seed"] * 1000 + run.epoch))
+    run.model.train()
+    sums: dict[str, float] = {}
+    bar = tqdm(range(run.batch_in_epoch, run.per_epoch), desc=f"epoch {run.epoch + 1}/{args.epochs}",
+               initial=run.batch_in_epoch, total=run.per_epoch, dynamic_ncols=True,
+               file=sys.stderr, mininterval=2.0)
+    for b in bar:
+        if run.step >= run.max_steps or run.out_of_time():
+            break
+        x = run.images[perm[b * bs:(b + 1) * bs]].to(run.device).float().div_(255)  # (B, C, H, W)
+        x = x.contiguous(memory_format=MEMORY_FORMAT)
+        if args.nan_at_step is not None and run.step == args.nan_at_step:
+            x = x * float("nan")
+        logged = train_step(run.model, run.opts, x, run.gen)  # NonFiniteLoss: the loop stops
+        if run.ema is not None:
+            run.ema.update_parameters(run.model.decoder)
+        run.step += 1
+        run.batch_in_epoch = b + 1
+        row = dataclasses.asdict(logged)
+        for k, v in row.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
+        if run.step % args.log_every == 0:
+            write_row(log, {"step": run.step, "epoch": run.epoch, **row})
+        if run.step % args.ckpt_every == 0:
+            run.checkpoint()
+    bar.close()
+    return sums
 
-    def out_of_time() -> bool:
-        return args.time_limit is not None and elapsed0 + time.time() - t0 >= 60 * args.time_limit
 
+def end_epoch(run: Run, log: TextIO, sums: dict[str, float]) -> None:
+    """Close a finished epoch: its mean losses to metrics.jsonl, samples_eNNN.png and
+    recon_eNNN.png from the shipped model, which is exported."""
+    run.epoch += 1
+    run.batch_in_epoch = 0
+    count = max(1, run.per_epoch)
+    write_row(log, {"epoch_end": run.epoch, "step": run.step, "elapsed_s": round(run.elapsed(), 1),
+                    **{k: v / count for k, v in sums.items()}})
+    run.model.eval()
+    shown = run.exported_model()
+    with torch.inference_mode():
+        save_image(shown.decode(run.fixed_z), run.out / f"samples_e{run.epoch:03d}.png", nrow=8)
+        rec = shown.reconstruct(run.fixed_x)
+        save_image(torch.cat([run.fixed_x, rec]), run.out / f"recon_e{run.epoch:03d}.png", nrow=8)
+    run.export(run.elapsed(), shown)
+
+
+def train_loop(run: Run) -> int:
+    """Epochs until --epochs, --max-steps or --time-limit, then the export -> exit status:
+    0 done, 2 a non-finite loss, 3 a run file could not be written (each with a sentence)."""
+    args = run.args
+    log = open(run.out / "metrics.jsonl", "a")
+    run.t0 = time.time()
     try:
-        while epoch < args.epochs and step < max_steps and not out_of_time():
-            # the data order of an epoch depends only on (seed, epoch): resumable mid-epoch
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(hp["seed"] * 1000 + epoch))
-            model.train()
-            sums: dict[str, float] = {}
-            bar = tqdm(range(batch_in_epoch, per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
-                       initial=batch_in_epoch, total=per_epoch, dynamic_ncols=True,
-                       file=sys.stderr, mininterval=2.0)
-            for b in bar:
-                if step >= max_steps or out_of_time():
-                    break
-                x = images[perm[b * bs:(b + 1) * bs]].to(device).float().div_(255)
-                x = x.contiguous(memory_format=MEMORY_FORMAT)
-                if args.nan_at_step is not None and step == args.nan_at_step:
-                    x = x * float("nan")
-                try:
-                    logged = train_step(model, opts, x, gen)
-                    if ema is not None:
-                        ema.update_parameters(model.decoder)
-                except NonFiniteLoss as e:
-                    print(f"\nerror: {e} at step {step} (epoch {epoch + 1}); training stopped. "
-                          f"The last good checkpoint, {ckpt_path}, is untouched; try a lower "
-                          "--lr or resume from it.", file=sys.stderr)
-                    return 2
-                step += 1
-                batch_in_epoch = b + 1
-                row = dataclasses.asdict(logged)
-                for k, v in row.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()}, refresh=False)
-                if step % args.log_every == 0:
-                    log.write(json.dumps({"step": step, "epoch": epoch, **row}) + "\n")
-                    log.flush()
-                if step % args.ckpt_every == 0:
-                    checkpoint()
-            bar.close()
-            if batch_in_epoch >= per_epoch:
-                epoch += 1
-                batch_in_epoch = 0
-                count = max(1, per_epoch)
-                log.write(json.dumps({"epoch_end": epoch, "step": step,
-                                      "elapsed_s": round(elapsed0 + time.time() - t0, 1),
-                                      **{k: v / count for k, v in sums.items()}}) + "\n")
-                log.flush()
-                model.eval()
-                shown = exported_model()
-                with torch.inference_mode():
-                    save_image(shown.decode(fixed_z), out / f"samples_e{epoch:03d}.png", nrow=8)
-                    rec = shown.reconstruct(fixed_x)
-                    save_image(torch.cat([fixed_x, rec]), out / f"recon_e{epoch:03d}.png", nrow=8)
-                export(out / "model", epoch, step, elapsed0 + time.time() - t0, shown)
-            checkpoint()
-        model.eval()
-        total = elapsed0 + time.time() - t0
-        export(out / "model", epoch, step, total)
-        if out_of_time() and epoch < args.epochs and step < max_steps:
-            print(f"stopped at the time limit of {args.time_limit:g} min (step {step}, epoch "
-                  f"{epoch + 1}); --resume with a later --time-limit continues", file=sys.stderr)
+        while run.epoch < args.epochs and run.step < run.max_steps and not run.out_of_time():
+            sums = train_epoch(run, log)
+            if run.batch_in_epoch >= run.per_epoch:
+                end_epoch(run, log, sums)
+            run.checkpoint()
+        run.model.eval()
+        total = run.elapsed()
+        run.export(total)
+        if run.out_of_time() and run.epoch < args.epochs and run.step < run.max_steps:
+            print(f"stopped at the time limit of {args.time_limit:g} min (step {run.step}, epoch "
+                  f"{run.epoch + 1}); --resume with a later --time-limit continues", file=sys.stderr)
+    except NonFiniteLoss as e:
+        print(f"\nerror: {e} at step {run.step} (epoch {run.epoch + 1}); training stopped. "
+              f"The last good checkpoint, {run.ckpt_path}, is untouched; try a lower "
+              "--lr or resume from it.", file=sys.stderr)
+        return 2
     except OSError as e:  # disk full, folder removed, quota ...: a sentence, not a traceback
         where = f" ({e.filename})" if e.filename else ""
-        last = (f"The last good checkpoint, {ckpt_path} (step {saved_step}), is untouched; free "
-                "some space and continue with --resume." if saved_step is not None
+        last = (f"The last good checkpoint, {run.ckpt_path} (step {run.saved_step}), is untouched; "
+                "free some space and continue with --resume." if run.saved_step is not None
                 else "No checkpoint had been written yet.")
-        print(f"\nerror: could not write the run's files at step {step}: {e.strerror or e}{where}; "
+        print(f"\nerror: could not write the run's files at step {run.step}: {e.strerror or e}{where}; "
               f"training stopped. {last}", file=sys.stderr)
         return 3
     finally:
         log.close()
-    print(f"done: {step} steps, {epoch} epochs, {total / 60:.1f} min; weights in {out / 'model'}")
+    print(f"done: {run.step} steps, {run.epoch} epochs, {total / 60:.1f} min; "
+          f"weights in {run.out / 'model'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI: parse the flags, build the run, train -> exit status."""
+    return train_loop(build(parse_args(argv), argv))
 
 
 if __name__ == "__main__":
