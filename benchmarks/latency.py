@@ -4,7 +4,7 @@
                                  [--drag-seconds 5] [--no-browser]
 
 1. model floor: model.decode of one z (p50, p95)
-2. handler: app.py's `decode` handler (slider values -> upscaled PIL image), and the live
+2. handler: the Explore tab's `decode` handler (slider values -> upscaled PIL image), and the live
    route's work without HTTP (values -> native PNG bytes)
 3. API over HTTP on 127.0.0.1, the returned image included: the live route
    (GET /vaegan/decode.png) and Gradio's /decode endpoint through gradio_client; with the
@@ -12,7 +12,9 @@
 4. browser: headless Chromium drags a slider for --drag-seconds; displayed picture updates
    per second, p50 time from the input event to the changed picture, time from release to
    a picture of the final position, and whether that picture equals the server's decode
-5. cold start: from `python app.py` starting to the first answered decode
+5. cold start: from `python app.py` starting to the first answered decode; and started the
+   way a Hugging Face Space starts it (no arguments, GRADIO_SERVER_NAME=0.0.0.0,
+   GRADIO_SERVER_PORT, SPACE_ID, SPACE_HOST) to its first page answered on 127.0.0.2
 6. a 64-image sample grid: time and images per second
 
 Each figure is the median over --runs runs (the per-run p50/p95 are over --repeat calls).
@@ -74,14 +76,20 @@ class Values:
         return [round(((self.i * 0.37 + j * 0.11) % 6) - 3, 2) for j in range(self.k)]
 
 
-def start_app(model: str, port: int, log) -> tuple[subprocess.Popen, float]:
-    """Start `python app.py` and wait for its first answered live decode -> (process, seconds)."""
+def start_app(model: str, port: int, log, space: bool = False) -> tuple[subprocess.Popen, float]:
+    """Start `python app.py` and wait for its first answered live decode -> (process, seconds).
+    space=True: as a Hugging Face Space starts it (no arguments, the platform's environment),
+    waiting for its first page on 127.0.0.2 (only a server bound to all interfaces answers)."""
     import httpx
     t0 = time.perf_counter()
     env = {**os.environ, "VAEGAN_MODELS": ""}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", model, "--port", str(port)],
+    if space:
+        env.update(VAEGAN_MODEL=model, GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port),
+                   SPACE_ID="bench/vaegan-explorer", SPACE_HOST="bench-vaegan-explorer.hf.space")
+    args = [] if space else ["--model", model, "--port", str(port)]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/vaegan/decode.png?values=0.5"
+    url = f"http://127.0.0.2:{port}/" if space else f"http://127.0.0.1:{port}/vaegan/decode.png?values=0.5"
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"app.py exited with {proc.returncode}; see {log.name}")
@@ -201,12 +209,12 @@ def main() -> int:
     from gradio_client import Client
 
     torch.set_num_threads(int(os.environ.get("VAEGAN_THREADS", "1")))  # as app.py does
-    import app
-    from vaegan import live
-    models = app.open_models(args.model)
+    from ui import live
+    from ui.models import open_models
+    from ui.page import create_demo
+    models = open_models(args.model)
     ex = models.default
-    demo = app.create_demo(models)
-    handler = next(b.fn for b in demo.fns.values() if b.api_name == "decode")
+    handler = create_demo(models).vaegan_page.tabs["explore"].decode
     k = len(ex.basis("kl").labels)
     origin = ex.seed_latent(0).tolist()
     origin_q = ",".join(f"{v:.6g}" for v in origin)
@@ -241,6 +249,10 @@ def main() -> int:
             *timed(lambda: live.decode_png(ex, ",".join(map(str, vals())), "kl", origin_q), args.repeat))
         add("6. 64-image sample grid (Explorer.sample)", *timed(lambda: ex.sample(run, 1.0, 64), 20))
 
+        proc, cold = start_app(args.model, port, log, space=True)
+        stop(proc)
+        add("5b. cold start, started as a Space: process start -> first page answered",
+            cold * 1000, cold * 1000)
         proc, cold = start_app(args.model, port, log)
         add("5. cold start: process start -> first decode answered", cold * 1000, cold * 1000)
         try:

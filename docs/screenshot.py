@@ -38,11 +38,12 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    import app
-    from vaegan.explorer import load_explorer
-    demo = app.demo if args.model is None else app.create_demo(load_explorer(args.model))
+    from ui.models import open_models
+    from ui.page import create_demo
+    from ui.server import launch
+    demo = create_demo(open_models(args.model))
     port = free_port()
-    app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

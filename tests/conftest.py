@@ -61,11 +61,11 @@ def free_port() -> int:
 @contextmanager
 def serving(demo, trailing_slash: bool = True):
     """Launch a create_demo(...) app on a free loopback port; yield its URL; close it."""
-    import app
+    from ui.server import launch
     for attempt in range(3):
         port = free_port()
         try:
-            app.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+            launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
             break
         except ValueError as e:  # Gradio's own check (HEAD / within 3 s) timed out on a
             demo.close()         # starved CPU: "When localhost is not accessible, ..."

@@ -11,6 +11,7 @@ X-Error-Code RepoNotFound / RevisionNotFound / EntryNotFound (the last with X-Re
     with hub.serving():            # then point huggingface_hub.constants.ENDPOINT at hub.url
         ...
     hub.requests                   # [(method, path), ...] seen, to assert that none were made
+    hub.gate.clear()               # answers wait until hub.gate.set() (a slow download)
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.url = ""
         self._server: ThreadingHTTPServer | None = None
+        self.gate = threading.Event()  # cleared: every answer waits (at most 60 s) until it is set
+        self.gate.set()
 
     def commit(self, repo_id: str, files: dict[str, bytes], branch: str = "main",
                tags: tuple[str, ...] | list[str] = (), private_token: str | None = None) -> str:
@@ -55,6 +58,7 @@ class FakeHub:
     # ---- HTTP --------------------------------------------------------------------------
     def _answer(self, method: str, path: str, auth: str | None) -> tuple[int, dict[str, str], bytes]:
         self.requests.append((method, path))
+        self.gate.wait(60)
         parts = path.split("?")[0].split("/")
         # "", org, name, "resolve", revision, *filename
         if len(parts) < 6 or parts[3] != "resolve":

@@ -11,7 +11,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app
+from ui import server
+from ui.page import create_demo
 import gradio as gr
 from conftest import serving
 from vaegan.explorer import N_SLIDERS
@@ -21,7 +22,7 @@ SEEDS = "between 0 and 4294967295"
 
 @pytest.fixture(scope="module")
 def served(explorer_tiny):
-    demo = app.create_demo(explorer_tiny)
+    demo = create_demo(explorer_tiny)
     with serving(demo) as url:
         yield demo, url
 
@@ -114,7 +115,7 @@ def test_oversized_requests_are_refused_before_they_are_read(served, client):
     with httpx.Client(base_url=url, timeout=60) as http:
         r = http.post("gradio_api/call/decode", content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413
-        assert r.text == f"Request too large: at most {app.MAX_BODY:,} bytes of JSON; send pictures as file uploads"
+        assert r.text == f"Request too large: at most {server.MAX_BODY:,} bytes of JSON; send pictures as file uploads"
         r = http.post("gradio_api/queue/join", content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413
 

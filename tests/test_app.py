@@ -6,7 +6,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app
+from ui import server
+from ui.components import THEME
+from ui.page import create_demo
 from vaegan.explorer import N_SLIDERS
 from conftest import serving
 
@@ -15,7 +17,7 @@ PUBLIC = {"/sample", "/decode", "/reconstruct", "/interpolate"}
 
 @pytest.fixture(scope="module")
 def served(explorer_tiny):
-    demo = app.create_demo(explorer_tiny)
+    demo = create_demo(explorer_tiny)
     with serving(demo) as url:
         yield demo, url
 
@@ -137,8 +139,8 @@ def test_uploads_over_the_size_limit_are_refused(client, tmp_path):
 def test_safe_defaults(served):
     demo, _ = served
     assert demo.max_file_size == 10 * 1024 * 1024
-    assert demo.delete_cache == app.DELETE_CACHE
+    assert demo.delete_cache == server.DELETE_CACHE
     assert demo.share is False and demo.analytics_enabled is False
     assert not demo.allowed_paths
     assert demo.ssr_mode is False
-    assert demo.theme is app.THEME
+    assert demo.theme is THEME

@@ -24,13 +24,14 @@ from gradio_client.exceptions import AppError
 from huggingface_hub.utils import _http
 from PIL import Image
 
-import app
 from conftest import free_port, hub_at
 from conftest import serving as conftest_serving
 from fake_hub import FakeHub
-from vaegan import models as models_module
+from ui import models as models_module
 from vaegan.explorer import Explorer
-from vaegan.models import ModelLoading, Models, is_hub_spec
+from ui.models import ModelLoading, Models, open_models
+from ui.page import create_demo
+from vaegan.hub import is_hub_spec
 from vaegan.hub import ModelLoadError, load_model
 
 REPO = "org/tiny"
@@ -42,7 +43,7 @@ def serving(models: Models):
     """The app for these models on a free loopback port; on exit every load has ended (so no
     background thread outlives the test's Hub settings) and the server is closed."""
     try:
-        with conftest_serving(app.create_demo(models)) as url:
+        with conftest_serving(create_demo(models)) as url:
             yield url
     finally:
         models.close(timeout=60)
@@ -87,16 +88,16 @@ def hub(tmp_path):
 
 @pytest.fixture
 def bundled(tmp_path, tiny_folder, monkeypatch):
-    """app.WEIGHTS -> tmp weights/ holding the tiny model as the bundled default, a second
-    model folder, and a folder that is not a model; app.DEFAULT_MODEL relative to the cwd."""
+    """ui.models.WEIGHTS -> tmp weights/ holding the tiny model as the bundled default, a second
+    model folder, and a folder that is not a model; ui.models.DEFAULT_MODEL relative to the cwd."""
     weights = tmp_path / "weights"
     shutil.copytree(tiny_folder, weights / "fashion-mnist")
     shutil.copytree(tiny_folder, weights / "b-copy")
     (weights / "notes").mkdir()
     (weights / "notes" / "config.json").write_text("{}")  # no model.safetensors: not listed
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(app, "WEIGHTS", weights)
-    monkeypatch.setattr(app, "DEFAULT_MODEL", os.path.relpath(weights / "fashion-mnist"))
+    monkeypatch.setattr(models_module, "WEIGHTS", weights)
+    monkeypatch.setattr(models_module, "DEFAULT_MODEL", os.path.relpath(weights / "fashion-mnist"))
     monkeypatch.delenv("VAEGAN_MODEL", raising=False)
     monkeypatch.delenv("VAEGAN_MODELS", raising=False)
     return weights
@@ -120,12 +121,12 @@ def want(tiny_folder, tmp_path_factory, tiny_repo):
 # ---- the list of models ----------------------------------------------------------------------
 def test_the_list_holds_bundled_folders_then_flag_then_env_and_asks_no_network(bundled, hub, monkeypatch):
     monkeypatch.setenv("VAEGAN_MODELS", f" {REPO}@v1, org/missing,,")
-    models = app.open_models(extra=["org/other", REPO + "@v1"])
+    models = open_models(extra=["org/other", REPO + "@v1"])
     try:
         assert models.specs == ["weights/fashion-mnist", "weights/b-copy", "org/other",
                                 f"{REPO}@v1", "org/missing"]
         assert models.default.spec == "weights/fashion-mnist" and models.preferred is None
-        app.create_demo(models)
+        create_demo(models)
         assert hub.requests == []  # nothing at startup touched the (fake) Hub
     finally:
         models.close()
@@ -133,11 +134,11 @@ def test_the_list_holds_bundled_folders_then_flag_then_env_and_asks_no_network(b
 
 def test_a_hub_model_given_as_the_model_opens_later_never_at_startup(bundled, hub, tiny_repo):
     hub.commit(REPO, tiny_repo)
-    models = app.open_models(REPO)
+    models = open_models(REPO)
     try:
         assert models.default.spec == "weights/fashion-mnist"  # the page is built on this
         assert models.preferred == REPO and models.specs[:2] == ["weights/fashion-mnist", REPO]
-        app.create_demo(models)
+        create_demo(models)
         assert hub.requests == [] and not models.ready(REPO)
         models.preload()
         models.wait(60)
@@ -150,7 +151,7 @@ def test_importing_the_app_with_hub_models_configured_asks_no_network(hub, tiny_
     """The module-level demo (what Spaces and the `gradio` command import), in a fresh process
     whose huggingface_hub reads HF_ENDPOINT at import."""
     hub.commit(REPO, tiny_repo)
-    root = Path(app.__file__).parent
+    root = Path(models_module.__file__).parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "VAEGAN"))}
     env.update(HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(tmp_path / "hf"), PYTHONPATH=str(root),
                VAEGAN_MODEL=REPO, VAEGAN_MODELS="org/a, org/b@v1", GRADIO_ANALYTICS_ENABLED="False")
@@ -226,7 +227,7 @@ def test_a_failed_load_is_remembered_then_retried(explorer, monkeypatch):
 # ---- the app with Hub models -------------------------------------------------------------------
 def test_a_hub_model_is_loaded_when_first_asked_for_and_served(bundled, hub, tiny_repo, want, tmp_path):
     sha = hub.commit(REPO, tiny_repo, tags=["v1"])
-    models = app.open_models(extra=[f"{REPO}@v1"])
+    models = open_models(extra=[f"{REPO}@v1"])
     with serving(models) as url:
         c = client(url, tmp_path)
         assert hub.requests == []
@@ -256,7 +257,7 @@ def stalled_retries(monkeypatch):
 def test_an_unreachable_hub_blocks_nobody_and_its_error_is_shown(bundled, tmp_path, want, stalled_retries):
     closed = f"http://127.0.0.1:{free_port()}"
     with hub_at(closed, tmp_path / "hf-cache"):
-        models = app.open_models(extra=[REPO])
+        models = open_models(extra=[REPO])
         with serving(models) as url:
             c = client(url, tmp_path)
             t0 = time.monotonic()
@@ -292,7 +293,7 @@ def test_a_hub_model_that_cannot_be_had_gets_its_sentence(bundled, hub, tiny_rep
     hub.commit(REPO, tiny_repo)
     hub.commit("org/private", tiny_repo, private_token="hf_secret")
     hub.commit("org/corrupt", {**tiny_repo, "model.safetensors": tiny_repo["model.safetensors"][:100]})
-    models = app.open_models(extra=[repo])
+    models = open_models(extra=[repo])
     with serving(models) as url:
         c = client(url, tmp_path)
         with pytest.raises(AppError) as e:
@@ -335,7 +336,7 @@ def test_a_broken_model_folder_falls_back_to_the_bundled_model(bundled, tiny_fol
     broken = tmp_path / "mine"
     shutil.copytree(tiny_folder, broken)
     named = _break(broken, how)
-    models = app.open_models(str(broken))
+    models = open_models(str(broken))
     try:
         assert models.default.spec == "weights/fashion-mnist"
         status = models.default.status
@@ -350,7 +351,7 @@ def test_the_app_started_on_a_broken_folder_serves_the_bundled_model_and_says_so
     broken = tmp_path / "mine"
     shutil.copytree(tiny_folder, broken)
     named = _break(broken, "truncated")
-    with serving(app.open_models(str(broken))) as url:
+    with serving(open_models(str(broken))) as url:
         status = status_text(url)
         assert "Could not load `mine`" in status and named in status and "Traceback" not in status
         c = client(url, tmp_path)
@@ -359,12 +360,12 @@ def test_the_app_started_on_a_broken_folder_serves_the_bundled_model_and_says_so
 
 def test_a_broken_folder_and_no_bundled_model_gives_the_random_model_with_both_notices(
         tiny_folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "WEIGHTS", tmp_path / "no-weights")
-    monkeypatch.setattr(app, "DEFAULT_MODEL", str(tmp_path / "no-weights" / "fashion-mnist"))
+    monkeypatch.setattr(models_module, "WEIGHTS", tmp_path / "no-weights")
+    monkeypatch.setattr(models_module, "DEFAULT_MODEL", str(tmp_path / "no-weights" / "fashion-mnist"))
     broken = tmp_path / "mine"
     shutil.copytree(tiny_folder, broken)
     named = _break(broken, "unknown key")
-    models = app.open_models(str(broken))
+    models = open_models(str(broken))
     try:
         assert models.specs == ["random fashion-mnist model"]
         status = models.default.status

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app
+from ui.page import create_demo
 from conftest import serving
 from vaegan.explorer import Explorer
 from vaegan.hub import load_model
@@ -31,7 +31,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def server(explorer_tiny):
-    demo = app.create_demo(explorer_tiny)
+    demo = create_demo(explorer_tiny)
     with serving(demo, trailing_slash=False) as url:
         yield demo, url
 
@@ -223,7 +223,7 @@ def fake_hub(tiny_repo, tmp_path_factory):
 @contextmanager
 def _serving(models):
     try:
-        with serving(app.create_demo(models), trailing_slash=False) as url:
+        with serving(create_demo(models), trailing_slash=False) as url:
             yield url
     finally:
         models.close(timeout=60)
@@ -233,7 +233,7 @@ def _serving(models):
 def models_server(explorer_tiny, fake_hub):
     """The tiny model as the default, plus a Hub model served by the fake Hub and one that is
     not on it."""
-    from vaegan.models import Models
+    from ui.models import Models
     models = Models(explorer_tiny, [HUB_REPO, "org/missing"])
     with _serving(models) as url:
         yield url, models
@@ -293,7 +293,7 @@ def test_a_model_that_cannot_be_had_is_named_with_its_reason(browser, models_ser
 
 def test_a_hub_model_given_as_the_model_opens_on_new_pages_once_loaded(browser, fake_hub, explorer_tiny,
                                                                        hub_explorer):
-    from vaegan.models import Models
+    from ui.models import Models
     models = Models(explorer_tiny, preferred=HUB_REPO)
     with _serving(models) as url:
         fake_hub.requests.clear()

@@ -130,7 +130,7 @@ def test_a_config_asking_for_absurd_layers_fails_before_allocating_them(tiny_fol
     import json
 
     from vaegan.hub import ModelLoadError, load_model
-    from vaegan.models import load_or_fallback
+    from ui.models import load_or_fallback
     folder = tmp_path / "absurd"
     shutil.copytree(tiny_folder, folder)
     config = json.loads((folder / "config.json").read_text())

@@ -1,4 +1,4 @@
-"""The live slider route (vaegan/live.py) over real HTTP on 127.0.0.1: exact pictures, and a
+"""The live slider route (ui/live.py) over real HTTP on 127.0.0.1: exact pictures, and a
 400 with a sentence naming the argument for every kind of bad query."""
 import io
 
@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app
+from ui.page import create_demo
 from conftest import serving
-from vaegan.live import MAX_NUMBERS, ROUTE, decode_png
-from vaegan.models import Models
+from ui.live import MAX_NUMBERS, ROUTE, decode_png
+from ui.models import Models
 
 
 @pytest.fixture(scope="module")
 def url(explorer_tiny):
-    with serving(app.create_demo(Models(explorer_tiny)), trailing_slash=False) as u:
+    with serving(create_demo(Models(explorer_tiny)), trailing_slash=False) as u:
         yield u + ROUTE
 
 

@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import app
+from ui import gradio_fixes, server
+from ui.page import create_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,17 +28,17 @@ def test_short_load_run_has_no_failures_and_the_app_still_answers(tiny_folder):
 
 def test_queue_and_concurrency_limits_are_set_on_purpose(explorer_tiny):
     from conftest import serving
-    demo = app.create_demo(explorer_tiny)
+    demo = create_demo(explorer_tiny)
     with serving(demo):
-        assert demo._queue.max_size == app.QUEUE_SIZE == 64
-        assert demo._queue.default_concurrency_limit == app.CONCURRENCY == 2
+        assert demo._queue.max_size == server.QUEUE_SIZE == 64
+        assert demo._queue.default_concurrency_limit == server.CONCURRENCY == 2
         public = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in
                   {"sample", "decode", "reconstruct", "interpolate"}}
         assert len(public) == 4
         assert all(fn.concurrency_limit == "default" for fn in public.values())
 
 
-def test_a_cached_output_is_never_seen_half_written(tmp_path):
+def test_a_cached_output_is_never_seen_half_written(tmp_path, explorer_tiny):
     """Gradio names an output file by the hash of its bytes; requests that make the same
     picture at once used to rewrite it in place while it was being served (0-byte answers
     under load). Readers now see either no file or the whole file."""
@@ -46,9 +47,10 @@ def test_a_cached_output_is_never_seen_half_written(tmp_path):
     import numpy as np
     from gradio import processing_utils
     from PIL import Image
-    assert processing_utils.save_pil_to_cache is app._save_pil_to_cache
+    create_demo(explorer_tiny)  # installs the fix
+    assert processing_utils.save_pil_to_cache is gradio_fixes._save_pil_to_cache
     im = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8))
-    path = Path(app._save_pil_to_cache(im, str(tmp_path), format="png"))
+    path = Path(gradio_fixes._save_pil_to_cache(im, str(tmp_path), format="png"))
     whole = path.read_bytes()
     stop, seen = threading.Event(), []
 
@@ -58,7 +60,7 @@ def test_a_cached_output_is_never_seen_half_written(tmp_path):
 
     def write():
         for _ in range(40):
-            assert app._save_pil_to_cache(im, str(tmp_path), format="png") == str(path)
+            assert gradio_fixes._save_pil_to_cache(im, str(tmp_path), format="png") == str(path)
 
     reader = threading.Thread(target=read)
     reader.start()

@@ -12,7 +12,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app
+from ui.components import upload
+from ui.page import create_demo
 import gradio as gr
 from conftest import serving
 from vaegan.data import MAX_PIXELS, to_tensor
@@ -238,7 +239,7 @@ def test_files_that_are_not_pictures_get_a_sentence(explorer_tiny, tmp_path):
 # ---- the same through the real app and gradio_client ----------------------------------------------
 @pytest.fixture(scope="module")
 def client(explorer_tiny, tmp_path_factory):
-    with serving(app.create_demo(explorer_tiny)) as url:
+    with serving(create_demo(explorer_tiny)) as url:
         yield Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")),
                      analytics_enabled=False)
 
@@ -295,7 +296,7 @@ def test_an_svg_from_the_browser_gets_a_sentence(tmp_path):
     from gradio.data_classes import ImageData
     svg = tmp_path / "drawing.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect/></svg>')
-    box = app._upload("Picture")
+    box = upload("Picture")
     with pytest.raises(gr.Error, match=r"^'?That file is a drawing \(SVG\), not a picture; upload a PNG"):
         box.preprocess(ImageData(path=str(svg), orig_name="drawing.svg"))
     assert box.preprocess(None) is None

@@ -1,5 +1,6 @@
-"""The app's list of models: the bundled default, other weights folders and Hub repo ids,
-each loaded at most once in a background thread, failures kept as one sentence."""
+"""The page's list of models: the bundled default, other weights folders and Hub repo ids,
+each loaded at most once in a background thread, failures kept as one sentence.
+open_models() builds the list the app starts with, without any network request."""
 from __future__ import annotations
 
 import logging
@@ -13,10 +14,12 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from pathlib import Path
 
-from .explorer import Explorer, load_explorer
-from .hub import CONFIG_FILE, ModelLoadError, parse_spec
-from .model import SAFETENSORS_FILE
+from vaegan.explorer import Explorer, load_explorer
+from vaegan.hub import CONFIG_FILE, ModelLoadError, is_hub_spec
+from vaegan.model import SAFETENSORS_FILE
 
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_MODEL = os.path.relpath(WEIGHTS / "fashion-mnist")
 LOAD_WAIT_S = 3.0  # how long an API call waits for a listed model that is still loading
 RETRY_S = 60.0  # a model whose load failed is tried again when asked for after this long
 
@@ -38,17 +41,6 @@ def load_or_fallback(spec: str, fallback: str) -> Explorer:
         ex.notice = " ".join(filter(None, [f"Could not load `{spec}`: {e}. Showing `{ex.spec}` "
                                            "instead.", ex.notice]))
         return ex
-
-
-def is_hub_spec(spec: str) -> bool:
-    """'org/name[@rev]' that is not a local path; decided without asking the network."""
-    if spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists():
-        return False
-    try:
-        repo_id, _ = parse_spec(spec)
-    except ModelLoadError:
-        return False
-    return not Path(repo_id.split("/")[0]).is_dir()  # "weights/typo" is a missing folder
 
 
 def weights_folders(root: str | Path, first: str | None = None) -> list[str]:
@@ -170,3 +162,23 @@ class Models:
         else:
             line = f"⚠️ Could not load `{spec}`: {error}. Still showing `{showing.spec}`."
         return f"{line}  \n{showing.status}"
+
+
+def default_spec() -> str:
+    """The model pages open on: $VAEGAN_MODEL, else the bundled folder."""
+    return os.environ.get("VAEGAN_MODEL", DEFAULT_MODEL)
+
+
+def open_models(model: str | None = None, extra: Iterable[str] = ()) -> Models:
+    """The Model list, with no network request: `model` (default $VAEGAN_MODEL, else the
+    bundled folder) first when it is a local folder that loads, else the bundled model with a
+    notice; the other folders under weights/; then `extra` and $VAEGAN_MODELS. A Hub `model`
+    is listed second and opened on each new page once it has loaded in the background."""
+    model = model or default_spec()
+    hub = model != DEFAULT_MODEL and is_hub_spec(model)  # (the bundled folder may be missing)
+    if not hub and Path(model).expanduser().exists():
+        model = os.path.relpath(Path(model).expanduser())  # one spelling per folder in the list
+    default = load_or_fallback(DEFAULT_MODEL if hub else model, DEFAULT_MODEL)
+    specs = [*weights_folders(WEIGHTS, DEFAULT_MODEL), *extra,
+             *split_specs(os.environ.get("VAEGAN_MODELS"))]
+    return Models(default, specs, preferred=model if hub else None)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import latent
+from .files import read_safetensors
 
 FORMAT, VERSION = "vaegan-explorer", "1"
 
@@ -92,12 +92,8 @@ def save_assets(assets: ExplorerAssets, path: str | Path) -> None:
 
 def load_assets(path: str | Path, latent_dim: int, channels: int, image_size: int) -> ExplorerAssets:
     """Read and check explorer.safetensors against the model; ValueError names file and key."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    file = read_safetensors(path)
+    meta, tensors = file.metadata, file.tensors
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError(f"{path}: metadata format/version is {meta.get('format')!r}/"
                          f"{meta.get('version')!r}, expected {FORMAT!r}/{VERSION!r}")

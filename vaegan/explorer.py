@@ -110,7 +110,7 @@ def tile(x: torch.Tensor, ncols: int, pad: int, pad_value: float) -> torch.Tenso
     return g
 
 
-def _number(value, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
+def checked_number(value, name: str, lo: float, hi: float, integer: bool = False) -> float | int:
     """value as a float (or int) in [lo, hi], else ValueError naming the argument."""
     kind = "a whole number" if integer else "a number"
     span = " and ".join(str(int(b)) if float(b).is_integer() else f"{b:g}" for b in (lo, hi))
@@ -218,11 +218,11 @@ class Explorer:
 
     # ---- starting points -------------------------------------------------------------------
     def _generator(self, seed) -> torch.Generator:
-        return torch.Generator().manual_seed(_number(seed, "seed", 0, MAX_SEED, integer=True))
+        return torch.Generator().manual_seed(checked_number(seed, "seed", 0, MAX_SEED, integer=True))
 
     def seed_latent(self, seed, temperature=1.0) -> torch.Tensor:
         """z of a seed: the first prior sample of that seed (the first cell of its grid)."""
-        t = _number(temperature, "temperature", *TEMPERATURE_RANGE)
+        t = checked_number(temperature, "temperature", *TEMPERATURE_RANGE)
         return self.model.prior(1, self._generator(seed), t)[0].cpu()
 
     def zero_latent(self) -> torch.Tensor:
@@ -252,8 +252,8 @@ class Explorer:
     @torch.inference_mode()
     def sample(self, seed=0, temperature=1.0, count=16) -> SampleGrid:
         """count prior samples of a seed (std scaled by temperature) as one upscaled grid."""
-        t = _number(temperature, "temperature", *TEMPERATURE_RANGE)
-        n = _number(count, "count", 1, MAX_COUNT, integer=True)
+        t = checked_number(temperature, "temperature", *TEMPERATURE_RANGE)
+        n = checked_number(count, "count", 1, MAX_COUNT, integer=True)
         z = self.model.prior(n, self._generator(seed), t)
         x = self.model.decode(z).cpu()
         return SampleGrid(self._grid(x, self._ncols(n)), z.cpu())
@@ -271,7 +271,7 @@ class Explorer:
     def grid_cell(self, x: float, y: float, count) -> int | None:
         """Index of the sample under pixel (x, y) of a grid of count samples, or None (also
         when the browser sent no position: a click before the picture had loaded)."""
-        n = _number(count, "count", 1, MAX_COUNT, integer=True)
+        n = checked_number(count, "count", 1, MAX_COUNT, integer=True)
         try:
             x, y = float(x), float(y)
         except (TypeError, ValueError):
@@ -289,7 +289,7 @@ class Explorer:
         """z = origin + basis @ values (Z,), every argument validated."""
         b = self.basis(basis)
         k = b.matrix.shape[1]
-        vals = [_number(v, f"values[{i}]", -SLIDER_LIMIT, SLIDER_LIMIT) for i, v in enumerate(values)]
+        vals = [checked_number(v, f"values[{i}]", -SLIDER_LIMIT, SLIDER_LIMIT) for i, v in enumerate(values)]
         if any(vals[k:]):
             raise ValueError(f"basis {basis!r} has {k} directions; values[{k}:] must be 0")
         v = torch.zeros(k)
@@ -319,7 +319,7 @@ class Explorer:
         """One of the shipped test-set pictures (native size)."""
         if not self.examples:
             raise ValueError("this model ships no example pictures (no explorer.safetensors)")
-        return self.examples[_number(index, "index", 0, len(self.examples) - 1, integer=True)][0]
+        return self.examples[checked_number(index, "index", 0, len(self.examples) - 1, integer=True)][0]
 
     # ---- Interpolate -----------------------------------------------------------------------
     def endpoint(self, value, name: str) -> torch.Tensor:
@@ -343,7 +343,7 @@ class Explorer:
         The GIF holds `steps` frames unless two neighbouring frames are identical (Pillow
         merges those); the first and last frames are held longer.
         """
-        n = _number(steps, "steps", *STEPS_RANGE, integer=True)
+        n = checked_number(steps, "steps", *STEPS_RANGE, integer=True)
         if method not in ("lerp", "slerp"):
             raise ValueError(f"method must be 'lerp' or 'slerp', got {method!r}")
         za, zb = self.endpoint(a, "endpoint A"), self.endpoint(b, "endpoint B")

@@ -22,8 +22,8 @@ from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidation
 from huggingface_hub.file_download import _CACHED_NO_EXIST
 from huggingface_hub.utils import validate_repo_id
 import torch
-from safetensors import safe_open
 
+from .files import UnreadableFile, read_safetensors
 from .model import SAFETENSORS_FILE, VAEGAN, VAEGANConfig
 
 CONFIG_FILE = "config.json"
@@ -160,13 +160,12 @@ def _download(repo_id: str, revision: str | None, filename: str, required: bool 
         raise ModelLoadError(f"{where}: could not download {filename} ({type(e).__name__}: {e})") from None
 
 
-def check_safetensors(path: Path) -> None:
-    """Raise ModelLoadError naming the file unless it is a readable safetensors file."""
+def check_safetensors(path: Path) -> dict[str, tuple[int, ...]]:
+    """The file's tensor shapes; ModelLoadError naming the file unless it is readable."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            f.keys()
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise ModelLoadError(f"{path}: not a readable safetensors file ({e})") from None
+        return read_safetensors(path, header_only=True).shapes
+    except UnreadableFile as e:
+        raise ModelLoadError(str(e)) from None
 
 
 def check_shapes(config: VAEGANConfig, weights: Path, source: Path) -> None:
@@ -180,12 +179,8 @@ def check_shapes(config: VAEGANConfig, weights: Path, source: Path) -> None:
             own = {k: tuple(v.shape) for k, v in VAEGAN(plain).state_dict().items()}
     except (ValueError, TypeError, RuntimeError) as e:  # e.g. a negative width
         raise ModelLoadError(f"{source}: invalid config ({e})") from None
-    try:
-        with safe_open(str(weights), framework="pt") as f:  # (spectral-norm layers keep their
-            theirs = {k.replace(SPECTRAL_WEIGHT, ".weight"): tuple(f.get_slice(k).get_shape())
-                      for k in f.keys()}                     # weight as ...original)
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise ModelLoadError(f"{weights}: not a readable safetensors file ({e})") from None
+    theirs = {k.replace(SPECTRAL_WEIGHT, ".weight"): shape  # (spectral-norm layers keep their
+              for k, shape in check_safetensors(weights).items()}  # weight as ...original)
     absent = [k for k in own if k not in theirs]  # caught here, before they are allocated
     if absent and all(k.startswith("latent_prior.") for k in absent):
         raise ModelLoadError(f"{weights}: config.json asks for a {config.prior_components}-component "
@@ -198,6 +193,19 @@ def check_shapes(config: VAEGANConfig, weights: Path, source: Path) -> None:
     if wrong:
         raise ModelLoadError(f"{weights}: weights do not match config.json: wrong shapes "
                              + "; ".join(wrong[:5]))
+
+
+def is_hub_spec(spec: str) -> bool:
+    """The one place that decides whether a spec names a Hub repo ('org/name[@rev]') or a
+    local folder, without asking the network: a path that exists, starts with '.', '/' or
+    '~', or whose first part is a local folder ("weights/typo") is local."""
+    if spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists():
+        return False
+    try:
+        repo_id, _ = parse_spec(spec)
+    except ModelLoadError:
+        return False
+    return not Path(repo_id.split("/")[0]).is_dir()
 
 
 def _local_files(folder: Path) -> dict[str, Path | None]:
@@ -232,23 +240,18 @@ def load_model(spec: str, device: str = "cpu") -> LoadedModel:
     """Folder or Hub repo id -> LoadedModel; raises ModelLoadError with a clear sentence."""
     path = Path(spec).expanduser()
     repo_id = commit = None
-    if path.is_dir():
+    if is_hub_spec(spec):
+        repo_id, revision = parse_spec(spec)
+        files, commit = _hub_files(repo_id, revision)
+    elif path.is_dir():
         files = _local_files(path)
     elif path.exists():
         raise ModelLoadError(f"{spec}: a file, not a weights folder (config.json + {SAFETENSORS_FILE})")
-    else:
-        try:
-            repo_id, revision = parse_spec(spec)
-        except ModelLoadError:
-            if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-                raise ModelLoadError(f"{spec}: no such weights folder") from None
-            raise
-        try:
-            files, commit = _hub_files(repo_id, revision)
-        except ModelLoadError as e:
-            if Path(repo_id.split("/")[0]).is_dir():  # e.g. a typo in "weights/fashion-mnist"
-                raise ModelLoadError(f"{spec}: no such local folder, and as a Hub repo: {e}") from None
-            raise
+    elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelLoadError(f"{spec}: no such weights folder")
+    else:  # "just-a-name" gets parse_spec's sentence; "weights/typo" is a missing folder
+        parse_spec(spec)
+        raise ModelLoadError(f"{spec}: no such weights folder")
     try:
         data = json.loads(Path(files["config"]).read_text())
         if not isinstance(data, dict):

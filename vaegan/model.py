@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from safetensors.torch import load_file
+
+from .files import read_safetensors
 
 SAFETENSORS_FILE = "model.safetensors"
 
@@ -303,10 +304,7 @@ class VAEGAN(
 
     def load_weights(self, model_file: str | Path, strict: bool = True) -> None:
         """Load a model.safetensors, naming the file and the keys or shapes that do not fit."""
-        try:
-            state = load_file(str(model_file))
-        except Exception as e:  # safetensors raises its own error types for corrupt files
-            raise ValueError(f"{model_file}: not a readable safetensors file ({e})") from None
+        state = read_safetensors(model_file).tensors
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))

@@ -1,0 +1,73 @@
+"""Each reliance of ui/gradio_fixes.py on a Gradio or Starlette internal, checked for the shape
+it was written against: an upgrade that changes one fails here, naming the fix to revisit."""
+from __future__ import annotations
+
+import inspect
+
+import gradio as gr
+import pytest
+from gradio import blocks, image_utils, processing_utils
+
+from ui import gradio_fixes
+from ui.components import upload
+
+
+def test_the_fixes_name_the_gradio_version_they_were_written_against():
+    assert gr.__version__ == gradio_fixes.GRADIO_VERSION, (
+        f"Gradio is {gr.__version__}; ui/gradio_fixes.py was written against "
+        f"{gradio_fixes.GRADIO_VERSION}: re-check each fix and its test, then update GRADIO_VERSION")
+
+
+def test_save_pil_to_cache_is_still_the_module_function_image_outputs_call():
+    """Fix 1 replaces processing_utils.save_pil_to_cache: it must keep its signature, its
+    helpers, and be looked up through the module when gr.Image writes a PIL output."""
+    gradio_fixes.install()
+    replaced = inspect.signature(inspect.unwrap(gradio_fixes._GRADIOS_SAVE_PIL_TO_CACHE))
+    ours = inspect.signature(gradio_fixes._save_pil_to_cache)
+    assert list(replaced.parameters) == list(ours.parameters) == ["img", "cache_dir", "name", "format"]
+    assert callable(processing_utils.encode_pil_to_bytes) and callable(processing_utils.hash_bytes)
+    assert "processing_utils.save_pil_to_cache(" in inspect.getsource(image_utils), \
+        "gr.Image no longer calls processing_utils.save_pil_to_cache: fix 1 no longer applies"
+    assert processing_utils.save_pil_to_cache is gradio_fixes._save_pil_to_cache
+
+
+def test_blocks_still_call_each_components_own_preprocess():
+    """Fix 2 sets preprocess on the component instance; Blocks must look it up there."""
+    source = inspect.getsource(blocks.Blocks.preprocess_data)
+    assert "block.preprocess" in source, \
+        "Blocks.preprocess_data no longer calls block.preprocess: check_input no longer applies"
+    box = gr.Number(minimum=0, maximum=5)
+    seen = []
+    gradio_fixes.check_input(box, lambda payload, error, value: seen.append((payload, error)))
+    assert box.preprocess(3) == 3 and seen == []
+    box.preprocess(9)
+    assert seen and seen[0][0] == 9 and isinstance(seen[0][1], gr.Error)
+
+
+def test_blocks_functions_still_carry_the_public_parameter_names(explorer_tiny):
+    from ui.page import create_demo
+    demo = create_demo(explorer_tiny)
+    fields = {"api_name", "api_visibility", "inputs", "input_parameter_names"}
+    fn = next(iter(demo.fns.values()))
+    assert fields <= set(vars(fn)), f"BlockFunction lacks {fields - set(vars(fn))}"
+    names = gradio_fixes.public_parameter_names(demo)
+    sample = demo.vaegan_page.tabs["sample"]
+    assert names[sample.count._id] == "count" and names[sample.seed._id] == "seed"
+    assert sample.grid._id not in names  # an output, not a parameter
+
+
+def test_launch_still_takes_middleware_and_exposes_the_server_app():
+    params = inspect.signature(gr.Blocks.launch).parameters
+    assert {"app_kwargs", "head", "ssr_mode", "max_file_size"} <= set(params)
+    assert "self.server_app" in inspect.getsource(gr.Blocks.launch), \
+        "Blocks.launch no longer sets server_app: add_get_route no longer applies"
+    assert gradio_fixes.body_limit(10)["middleware"][0].kwargs == {"max_bytes": 10}
+
+
+def test_the_upload_box_keeps_gradios_checks_and_adds_our_sentence(tmp_path):
+    from gradio.data_classes import ImageData
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"not a picture at all")
+    box = upload("Picture")
+    with pytest.raises(gr.Error, match=r"That file could not be read as a picture; upload a PNG"):
+        box.preprocess(ImageData(path=str(bad), orig_name="notes.png"))

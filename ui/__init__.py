@@ -1,0 +1,1 @@
+"""The web layer: the Gradio page over vaegan.explorer.Explorer (README, "Architecture")."""

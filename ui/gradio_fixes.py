@@ -1,0 +1,119 @@
+"""Every reliance of the app on Gradio or Starlette internals, in one place.
+
+Each fix names the Gradio version it was written against (GRADIO_VERSION) and the internal it
+uses; tests/test_gradio_fixes.py checks each internal's shape and fails loudly, naming the
+fix, when an upgrade changes it. Nothing else in the app touches Gradio's private parts.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+from gradio import processing_utils
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+
+GRADIO_VERSION = "6.31.0"  # what every fix below was written and tested against
+
+
+# ---- 1. cached output files appear whole ------------------------------------------------------
+# Internal: gradio.processing_utils.save_pil_to_cache(img, cache_dir, name, format), looked up
+# as a module attribute by gradio.image_utils and gr.Gallery when they write a PIL output.
+_GRADIOS_SAVE_PIL_TO_CACHE = processing_utils.save_pil_to_cache
+def _save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's save_pil_to_cache, except that the file appears whole. Gradio names a cached
+    output by the hash of its bytes and rewrites it in place, so two requests that make the
+    same picture at once (the same seed, the same upload) could serve it while it was being
+    rewritten: clients got 0 bytes under load (benchmarks/load.py)."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    path = (folder / f"{name}.{format}").resolve()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(path)
+
+
+def install() -> None:
+    """Apply the process-wide fixes (idempotent)."""
+    processing_utils.save_pil_to_cache = _save_pil_to_cache
+
+
+# ---- 2. a component's own check of its input --------------------------------------------------
+# Internal: Blocks.preprocess_data calls `block.preprocess(payload)` on the component instance,
+# so an instance attribute replaces the class's method for that one component. (A subclass
+# would be public API, but Gradio then writes a .pyi stub next to the module that defines it.)
+def check_input(box: gr.components.Component, on_error: Callable) -> None:
+    """Run box's own preprocess; when it raises, on_error(payload, error, value) raises the
+    project's sentence instead, or the error itself when it is not one it knows (error is
+    None when preprocess returned a non-finite float, which Gradio's Slider lets through)."""
+    if getattr(box, "_checked", False):
+        return
+    preprocess = box.preprocess
+
+    def checked(payload):
+        try:
+            value = preprocess(payload)
+        except Exception as e:  # noqa: BLE001 (on_error re-raises what it does not know)
+            return on_error(payload, e, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            return on_error(payload, None, value)
+        return value
+    box.preprocess, box._checked = checked, True
+
+
+# Internal: Blocks.fns {id: BlockFunction} with .api_name, .api_visibility, .inputs and
+# .input_parameter_names (the names the API page and gradio_client show).
+def public_parameter_names(blocks: gr.Blocks) -> dict[int, str]:
+    """{component id: the public API parameter it is} over every public endpoint."""
+    names: dict[int, str] = {}
+    for fn in blocks.fns.values():
+        if fn.api_name and fn.api_visibility != "private":
+            for box, name in zip(fn.inputs, fn.input_parameter_names):
+                names.setdefault(box._id, name or getattr(box, "label", None) or "value")
+    return names
+
+
+# ---- 3. the server: a body limit and routes of our own ----------------------------------------
+# Internal: Blocks.launch(app_kwargs={"middleware": [...]}) hands the list to Starlette.
+def limit_body(app, max_bytes: int):
+    """ASGI middleware: a request body over max_bytes (file uploads excepted: Gradio checks
+    them against max_file_size) gets 413 and a sentence, before any of it is read."""
+    async def middleware(scope, receive, send):
+        if scope["type"] == "http" and not scope["path"].endswith("/upload"):
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > max_bytes:
+                refusal = PlainTextResponse(f"Request too large: at most {max_bytes:,} bytes of "
+                                            "JSON; send pictures as file uploads", status_code=413)
+                return await refusal(scope, receive, send)
+            received = 0
+
+            async def bounded():  # a body sent in chunks, without a length, is cut off too
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                return {"type": "http.disconnect"} if received > max_bytes else message
+            return await app(scope, bounded, send)
+        return await app(scope, receive, send)
+    return middleware
+
+
+def body_limit(max_bytes: int) -> dict:
+    """launch()'s app_kwargs for limit_body."""
+    return {"middleware": [Middleware(limit_body, max_bytes=max_bytes)]}
+
+
+# Internal: Blocks.server_app, the FastAPI app that launch() creates (set during launch).
+def add_get_route(blocks: gr.Blocks, path: str, endpoint: Callable) -> None:
+    """Serve GET `path` from a launched app, outside the API schema and Gradio's queue."""
+    blocks.server_app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)

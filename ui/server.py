@@ -1,0 +1,40 @@
+"""The one place the app is launched: the queue's limits, safe defaults (no share, no extra
+paths, no SSR, bounded uploads and bodies), the page's look, and the live routes."""
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from . import live
+from .components import CSS, THEME, name_the_arguments
+from .gradio_fixes import body_limit, public_parameter_names
+
+MAX_FILE_SIZE = "10mb"
+DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an hour
+# Queue (README, "Load"): each queued event runs at most CONCURRENCY requests at once (one
+# torch thread each, so about one per core); at most QUEUE_SIZE requests wait, and the one
+# after that is told "queue is full" at once instead of waiting without bound.
+CONCURRENCY = int(os.environ.get("VAEGAN_CONCURRENCY", "2"))
+QUEUE_SIZE = int(os.environ.get("VAEGAN_QUEUE_SIZE", "64"))
+# A request body other than a file upload (which MAX_FILE_SIZE bounds) is a few hundred bytes
+# of JSON; anything over this is refused (413) before it is read, let alone parsed.
+MAX_BODY = 256 * 1024
+
+
+def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
+    """Launch a create_demo() app on host:port; blocks unless prevent_thread_lock=True.
+    Raises OSError when the port is taken."""
+    block = not kw.pop("prevent_thread_lock", False)
+    blocks.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    name_the_arguments(blocks, public_parameter_names(blocks))
+    result = blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
+                           max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
+                           head=live.HEAD, prevent_thread_lock=True, app_kwargs=body_limit(MAX_BODY),
+                           **kw)
+    page = getattr(blocks, "vaegan_page", None)
+    if page is not None:
+        live.add_routes(blocks, page.models)
+    if block:
+        blocks.block_thread()
+    return result

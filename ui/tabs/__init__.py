@@ -1,0 +1,7 @@
+"""The page's tabs, in order: the first one is open when the page loads."""
+from .explore import ExploreTab
+from .interpolate import InterpolateTab
+from .reconstruct import ReconstructTab
+from .sample import SampleTab
+
+TABS = [SampleTab, ExploreTab, ReconstructTab, InterpolateTab]

@@ -1,0 +1,88 @@
+"""Reconstruct: show the model a picture, see what it makes of it, edit it in Explore."""
+from __future__ import annotations
+
+import gradio as gr
+
+from vaegan.explorer import Explorer
+
+from ..components import friendly, image, upload
+from ..tab import Tab
+
+PRIVATE = {"api_visibility": "private"}
+HINT = "Upload a picture or pick an example."
+
+
+def metrics_line(mse: float, ssim: float) -> str:
+    return f"**MSE** {mse:.4f} · **SSIM** {ssim:.3f}"
+
+
+class ReconstructTab(Tab):
+    id, title = "reconstruct", "Reconstruct"
+    intro = ("Show the model a picture: it turns it into a code and paints the code back. The "
+             "difference shows what it could not keep.")
+
+    def layout(self, ex: Explorer) -> None:
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                self.upload = upload("Your picture (one garment)")
+                self.button = gr.Button("Reconstruct", variant="primary")
+            with gr.Column(scale=2):
+                self.gallery = gr.Gallery(self._examples(ex), label="Or pick a test-set example",
+                                          columns=5, height=300, allow_preview=False, format="png",
+                                          elem_classes="pixelated", visible=bool(ex.examples))
+                self.metrics = gr.Markdown(HINT, label="Metrics")
+                self.edit_btn = gr.Button("Edit in Explore: start the sliders at this picture")
+        with gr.Row():
+            self.seen = image("What the model sees (28x28 input)", elem_id="recon-input")
+            self.recon = image("Its reconstruction", elem_id="recon-output")
+            self.error = image("Absolute error (white = 1)", elem_id="recon-error")
+        with gr.Accordion("Latent code (posterior mean)", open=False):
+            self.z = gr.JSON(label="z")
+
+    @staticmethod
+    def _examples(ex: Explorer) -> list:
+        return [(im, name) for im, name in ex.examples]
+
+    def outputs(self) -> list:
+        return [self.seen, self.recon, self.error, self.metrics, self.z]
+
+    def wire(self) -> None:
+        model, explore = self.page.model, self.page.tabs["explore"]
+        gr.on([self.button.click, self.upload.upload], self.reconstruct, [self.upload, model],
+              self.outputs(), api_name="reconstruct")
+        self.gallery.select(self.pick_example, model, [self.upload, *self.outputs()], **PRIVATE)
+        self.edit_btn.click(self.edit_in_explore, [self.z, explore.basis, model],
+                            explore.open_outputs(), **PRIVATE)
+
+    @friendly
+    def reconstruct(self, image, model):
+        """Encode a picture (PNG, JPEG, WebP, BMP or GIF of one garment, at most 16.7 million
+        pixels) and decode its code: the model's 28x28 input, its reconstruction, the absolute
+        error, MSE and SSIM, and the code (posterior mean). model: a name from the Model list."""
+        return self._reconstruction(self.page.explorer(model), image)
+
+    def _reconstruction(self, m: Explorer, picture) -> dict:
+        r = m.reconstruct(picture)
+        return {self.seen: r.input, self.recon: r.reconstruction, self.error: r.error,
+                self.metrics: metrics_line(r.mse, r.ssim), self.z: r.z.tolist()}
+
+    def pick_example(self, model, evt: gr.SelectData) -> dict:
+        picture = self.page.explorer(model).example(evt.index)
+        return {self.upload: picture, **self.reconstruct(picture, model)}
+
+    def edit_in_explore(self, z, basis, model) -> dict:
+        if not z:
+            raise gr.Error("Reconstruct a picture first, then edit it in Explore.")
+        return self.page.tabs["explore"].open_at(z, "the reconstructed picture", basis, model)
+
+    def model_inputs(self) -> list:
+        return [self.upload]
+
+    def model_outputs(self) -> list:
+        return [self.gallery, *self.outputs()]
+
+    def show(self, m: Explorer, values: dict) -> dict:
+        picture = values.get(self.upload)
+        shown = (dict.fromkeys([self.seen, self.recon, self.error, self.z]) | {self.metrics: HINT}
+                 if picture is None else self._reconstruction(m, picture))
+        return {self.gallery: gr.Gallery(self._examples(m), visible=bool(m.examples)), **shown}

@@ -1,0 +1,70 @@
+"""Sample: a grid of pictures from random codes; a click opens one in Explore."""
+from __future__ import annotations
+
+import gradio as gr
+
+from vaegan.explorer import MAX_COUNT, MAX_SEED, TEMPERATURE_RANGE, Explorer
+
+from ..components import friendly, image
+from ..tab import Tab
+
+PRIVATE = {"api_visibility": "private"}
+
+
+class SampleTab(Tab):
+    id, title = "sample", "Sample"
+    intro = "Pick random codes and let the model paint them. Same seed, same pictures. Click a picture to explore it."
+
+    def layout(self, ex: Explorer) -> None:
+        first = ex.sample(0, 1.0, 16)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=240):
+                with gr.Row():
+                    self.seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED,
+                                          scale=3)
+                    self.dice = gr.Button("Random", scale=1, min_width=90)
+                self.temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05,
+                                             label="Temperature", info="Spread of the random codes: "
+                                             "low = typical, high = unusual")
+                self.count = gr.Slider(1, MAX_COUNT, value=16, step=1, label="How many")
+                self.button = gr.Button("Sample", variant="primary")
+            with gr.Column(scale=3):
+                self.grid = image("Samples (click one to explore it)", height=660, value=first.image,
+                                  elem_id="sample-grid")
+        self.codes = gr.State(first.z.tolist())  # the codes behind the grid
+
+    def wire(self) -> None:
+        page, explore = self.page, self.page.tabs["explore"]
+        self.dice.click(None, None, self.seed, js=f"() => Math.floor(Math.random() * {MAX_SEED + 1})")
+        gr.on([self.button.click, self.seed.submit], self.sample,
+              [self.seed, self.temperature, self.count, page.model], [self.grid, self.codes],
+              api_name="sample")
+        self.grid.select(self.pick, [self.codes, explore.basis, page.model], explore.open_outputs(),
+                         **PRIVATE)
+
+    @friendly
+    def sample(self, seed, temperature, count, model):
+        """A grid of `count` (1-64) pictures decoded from random codes drawn with `seed`
+        (0 to 2**32-1) at `temperature` (0-2, the prior's spread); the same seed gives the
+        same pictures. model: a name from the Model list (default: the app's default)."""
+        g = self.page.explorer(model).sample(seed, temperature, count)
+        return {self.grid: g.image, self.codes: g.z.tolist()}
+
+    def pick(self, codes, basis, model, evt: gr.SelectData) -> dict:
+        """A click on the grid opens that picture's code in Explore (a click between pictures: nothing)."""
+        i = self.page.explorer(model).grid_cell(evt.index[0], evt.index[1], len(codes))
+        if i is None:
+            return {}
+        return self.page.tabs["explore"].open_at(codes[i], f"sample {i + 1} of the Sample tab",
+                                                 basis, model)
+
+    def model_inputs(self) -> list:
+        return [self.seed, self.temperature, self.count]
+
+    def model_outputs(self) -> list:
+        return [self.grid, self.codes]
+
+    def show(self, m: Explorer, values: dict) -> dict:
+        g = m.sample(values.get(self.seed, 0), values.get(self.temperature, 1.0),
+                     values.get(self.count, 16))
+        return {self.grid: g.image, self.codes: g.z.tolist()}
