@@ -35,7 +35,7 @@ def make_tiny_folder(folder: Path, seed: int = 0) -> Path:
                 p.mul_(3.0)
     model.save_pretrained(folder)
     assert main(["build", str(folder), "--data-dir", str(SAMPLE_DIR), "--split", "test",
-                 "--limit", "400"]) == 0
+                 "--limit", "400", "--map-points", "300"]) == 0
     return folder
 
 

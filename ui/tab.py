@@ -19,6 +19,7 @@ class Tab:
 
     def __init__(self, page: Page) -> None:
         self.page = page
+        self.box: gr.Tab | None = None  # the gr.Tab, set by the page while it lays the tab out
 
     def layout(self, ex: Explorer) -> None:
         """Create the components (inside the gr.Tab), showing model ex's first pictures."""

@@ -20,9 +20,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import latent
-from .assets import ExplorerAssets, build_assets, load_assets, save_assets
+from .assets import MAP_POINTS, ExplorerAssets, build_assets, load_assets, save_assets
 from .data import FASHION_CLASSES, MAX_PIXELS, load_fashion_mnist, to_image, to_tensor
 from .hub import EXPLORER_FILE, LoadedModel, load_model
+from .latent_map import ATLAS_N, EXTENT, PROJECTIONS, LatentMap, MapView
+from .realism import Realism
 from .model import PRESETS, VAEGAN
 
 N_SLIDERS = 12  # sliders in the UI; a basis offers at most this many directions
@@ -175,6 +177,7 @@ class Explorer:
         self.assets = assets
         self.scale = max(1, round(DISPLAY_PX / self.config.image_size))
         self.bases = self._bases()
+        self.map = LatentMap(self.model, assets, self.bases)
         self.examples: list[tuple[Image.Image, str]] = []  # native-size pictures and labels
         if assets is not None:
             for x, y in zip(assets.example_images, assets.example_labels):
@@ -234,18 +237,18 @@ class Explorer:
         x = to_tensor(_picture(image), self.config.image_size, self.config.channels)
         return self.model.encode(x.to(self.model.device)).mean[0].cpu()
 
-    def origin(self, z) -> torch.Tensor:
+    def origin(self, z, name: str = "origin") -> torch.Tensor:
         """Validate a starting point given as a sequence of Z finite numbers (None = zeros)."""
         if z is None:
             return self.zero_latent()
         try:
             t = torch.as_tensor(z, dtype=torch.float32).flatten()
         except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"origin must be a list of {self.config.latent_dim} numbers") from None
+            raise ValueError(f"{name} must be a list of {self.config.latent_dim} numbers") from None
         if t.numel() != self.config.latent_dim:
-            raise ValueError(f"origin must have {self.config.latent_dim} numbers, got {t.numel()}")
+            raise ValueError(f"{name} must have {self.config.latent_dim} numbers, got {t.numel()}")
         if not torch.isfinite(t).all() or t.abs().max() > ORIGIN_LIMIT:
-            raise ValueError(f"origin values must be finite and between {-ORIGIN_LIMIT:g} and {ORIGIN_LIMIT:g}")
+            raise ValueError(f"{name} values must be finite and between {-ORIGIN_LIMIT:g} and {ORIGIN_LIMIT:g}")
         return t
 
     # ---- Sample ----------------------------------------------------------------------------
@@ -361,6 +364,49 @@ class Explorer:
             old.unlink(missing_ok=True)
         return Interpolation(frames, strip, gif, z)
 
+    # ---- Map, atlas, realism -----------------------------------------------------------------
+    def plane(self, basis: str = "pca", i=1, j=2) -> tuple[torch.Tensor, tuple[str, str]]:
+        """Directions i and j (1-based) of a basis as a (Z, 2) matrix, with their labels; by
+        default the first two principal directions (one unit: one standard deviation)."""
+        k = self.basis(basis).matrix.shape[1]
+        i = checked_number(i, "direction_1", 1, k, integer=True) - 1
+        j = checked_number(j, "direction_2", 1, k, integer=True) - 1
+        if i == j:
+            raise ValueError(f"direction_1 and direction_2 must differ, both are {i + 1}")
+        return self.map.plane(basis, i, j)
+
+    def map_view(self, projection: str, origin=None, basis: str = "pca", i=1, j=2) -> MapView:
+        """The map of the test pictures: projection "plane" (directions i and j, 1-based, of
+        basis, through the starting point origin) or "tsne"."""
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {list(PROJECTIONS)}, got {projection!r}")
+        if not self.map.available:
+            raise ValueError("this model has no latent map: build its explorer assets with "
+                             "`python -m vaegan.explorer build WEIGHTS_DIR` (version 2)")
+        directions, axes = (None, ("", "")) if projection == "tsne" else self.plane(basis, i, j)
+        return self.map.view(projection, self.origin(origin), directions, axes)
+
+    def map_code(self, view: MapView, x, y) -> torch.Tensor:
+        """The code behind the place (x, y) of a map view (Z,)."""
+        bound = round(2 * float(view.xy.abs().max()) + 10)  # around the pictures, not far beyond
+        x, y = (checked_number(v, name, -bound, bound) for v, name in ((x, "x"), (y, "y")))
+        return self.map.code_at(view, x, y)
+
+    @torch.inference_mode()
+    def atlas(self, origin=None, basis: str = "pca", i=1, j=2, extent=3.0, n=16) -> Image.Image:
+        """n x n decodes over the square slice origin + a u + b v, a and b in [-extent, extent]
+        (u, v: directions i and j of basis, 1-based), the first
+        direction left to right, the second bottom to top, as one upscaled grid."""
+        n = checked_number(n, "n", *ATLAS_N, integer=True)
+        extent = checked_number(extent, "extent", *EXTENT)
+        directions, _ = self.plane(basis, i, j)
+        z = self.map.slice_codes(self.origin(origin), directions, extent, n)
+        return self._grid(self.model.decode(z.to(self.model.device)).cpu(), n)
+
+    def realism(self, z) -> Realism:
+        """The realism meter of one code (see vaegan/realism.py)."""
+        return self.map.realism(self.origin(z, "z")[None])[0]
+
     def close(self) -> None:
         """Remove the temp dir now (it is also removed at exit)."""
         self._tmp.cleanup()
@@ -410,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--limit", type=int, default=None, help="use only the first N images")
     b.add_argument("--examples", type=int, default=10, help="test pictures shipped for the UI")
     b.add_argument("--batch-size", type=int, default=500)
+    b.add_argument("--map-points", type=int, default=MAP_POINTS,
+                   help="test pictures on the latent map and behind the realism percentiles (0: none)")
     args = p.parse_args(argv)
     if not args.weights_dir.is_dir():
         p.error(f"{args.weights_dir}: not a weights folder")
@@ -420,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     test_x, test_y = load_fashion_mnist("test", args.data_dir)
     assets = build_assets(loaded.model, images, labels, FASHION_CLASSES, test_x, test_y,
                           n_examples=args.examples, batch_size=args.batch_size,
-                          source=f"Fashion-MNIST {args.split}")
+                          source=f"Fashion-MNIST {args.split}", map_points=args.map_points)
     out = args.weights_dir / EXPLORER_FILE
     save_assets(assets, out)
     top = latent.kl_ranking(assets.mean_kl)[:5].tolist()

@@ -81,13 +81,34 @@ def orthonormalize(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def compose(origin: torch.Tensor, basis: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """z = origin + basis @ values; origin (Z,), basis (Z, K), values (K,) -> (Z,)."""
-    return origin + basis @ values
+    """z = origin + basis @ values; origin (Z,), basis (Z, K), values (K,) -> (Z,), or a batch
+    of values (N, K) -> (N, Z)."""
+    return origin + values @ basis.T if values.dim() == 2 else origin + basis @ values
 
 
 def coordinates(z: torch.Tensor, origin: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """Least-squares slider values v with origin + basis @ v closest to z: (Z,) -> (K,)."""
-    return torch.linalg.lstsq(basis, (z - origin)[:, None]).solution[:, 0]
+    """Least-squares slider values v with origin + basis @ v closest to z: (Z,) -> (K,), or a
+    batch (N, Z) -> (N, K)."""
+    d = z - origin
+    solution = torch.linalg.lstsq(basis, d.T if d.dim() == 2 else d[:, None]).solution
+    return solution.T if d.dim() == 2 else solution[:, 0]
+
+
+def slice_grid(extent: float, n: int) -> torch.Tensor:
+    """The n x n values (n*n, 2) of a square slice [-extent, extent]^2, row by row as a
+    picture reads: the first value grows left to right, the second bottom to top."""
+    t = torch.linspace(-extent, extent, n)
+    a, b = torch.meshgrid(t, t.flip(0), indexing="xy")  # (n, n): rows top to bottom
+    return torch.stack([a.flatten(), b.flatten()], 1)
+
+
+def nearest_code(points: torch.Tensor, codes: torch.Tensor, at: torch.Tensor, k: int = 8) -> torch.Tensor:
+    """The code behind a place `at` (2,) of a nonlinear map: the inverse-distance-weighted mean
+    of the codes (M, Z) of its k nearest map points (M, 2) -> (Z,)."""
+    d = (points - at).norm(dim=1)
+    near = d.topk(min(k, len(d)), largest=False)
+    w = 1.0 / (near.values + 1e-6)
+    return (w[:, None] * codes[near.indices]).sum(0) / w.sum()
 
 
 def pca(z: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

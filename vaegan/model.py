@@ -170,6 +170,15 @@ class MixturePrior(nn.Module):
             raise ValueError(f"latent_prior puts codes up to {float(reach):.3g} from 0 (means plus 4 "
                              f"standard deviations at temperature 2); at most {PRIOR_CODE_LIMIT:g} is accepted")
 
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) of codes (B, Z) -> (B,), in float64 (torch.distributions)."""
+        d = torch.distributions
+        mixture = d.MixtureSameFamily(d.Categorical(probs=self.weights.double().cpu()),
+                                      d.MultivariateNormal(self.means.double().cpu(),
+                                                           scale_tril=self.scale_tril.double().cpu()),
+                                      validate_args=False)
+        return mixture.log_prob(z.double().cpu())
+
     def sample(self, n: int, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
         """n codes (n, Z), on the CPU. Row i uses only the generator's i-th draw of Z + 1
@@ -353,6 +362,14 @@ class VAEGAN(
             return self.latent_prior.sample(n, generator, temperature).to(self.device)
         z = torch.randn(n, self.config.latent_dim, generator=generator)
         return (z * temperature).to(self.device)
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log-density of codes (B, Z) under the model's prior (the fitted mixture, or N(0, I)),
+        at temperature 1 -> (B,) float64."""
+        if self.latent_prior is not None:
+            return self.latent_prior.log_prob(z.cpu())
+        z = z.double().cpu()
+        return -0.5 * (z.pow(2).sum(1) + z.shape[1] * math.log(2 * math.pi))
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, generator: torch.Generator | None = None,
