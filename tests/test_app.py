@@ -12,7 +12,7 @@ from ui.page import create_demo
 from vaegan.explorer import N_SLIDERS
 from conftest import serving
 
-PUBLIC = {"/sample", "/decode", "/reconstruct", "/interpolate", "/atlas", "/realism"}
+PUBLIC = {"/sample", "/decode", "/reconstruct", "/interpolate", "/atlas", "/realism", "/compare"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_api_lists_exactly_the_public_endpoints(client, explorer_tiny):
     # every public endpoint takes the model last, optional, defaulting to the app's default model
     for name in PUBLIC:
         last = info["named_endpoints"][name]["parameters"][-1]
-        assert last["parameter_name"] == "model", name
+        assert last["parameter_name"] in ("model", "model_b"), name
         assert last["parameter_has_default"], name  # the default model: its name, or None (/realism)
         assert last["parameter_default"] in (explorer_tiny.spec, None), name
 

@@ -196,3 +196,15 @@ def test_atlas_and_realism_through_gradio_client(explorer_tiny, tmp_path):
             c.predict([0.1, 0.2, 0.3], api_name="/realism")
         with pytest.raises(AppError, match="Model must be one of"):
             c.predict(origin, "org/nope", api_name="/realism")
+
+
+def test_each_interpolation_frame_gets_its_realism(explorer_tiny):
+    tab = create_demo(explorer_tiny).vaegan_page.tabs["interpolate"]
+    out = tab.interpolate("Seed", 1, None, "Seed", 2, None, 6, "lerp", None)
+    assert len(out[tab.path]) == 6
+    plot = tab.path_realism(out[tab.path], None)[tab.meter]
+    assert plot.size[0] > 300 and np.asarray(plot).std() > 0
+    meters = explorer_tiny.map.realism(torch.tensor(out[tab.path]))
+    assert [m.log_density for m in meters] == pytest.approx(
+        [explorer_tiny.realism(z).log_density for z in out[tab.path]])
+    assert tab.path_realism(None, None) == {}

@@ -78,14 +78,14 @@ def name_the_arguments(blocks: gr.Blocks, names: dict[int, str]) -> None:
     Explorer does, naming the public API parameter (names: component id -> name) and the
     allowed range."""
     for box in blocks.blocks.values():
-        if box._id in names and isinstance(box, (gr.Slider, gr.Number, gr.Radio)):
+        if box._id in names and isinstance(box, (gr.Slider, gr.Number, gr.Radio, gr.Dropdown)):
             check_input(box, functools.partial(_out_of_range, box, names[box._id]))
 
 
 def _out_of_range(box, name: str, payload, error, value):
     if error is not None and not isinstance(error, (ValueError, TypeError, OverflowError)):
         raise error
-    if isinstance(box, gr.Radio):
+    if isinstance(box, (gr.Radio, gr.Dropdown)):
         allowed = [v for _, v in box.choices]
         raise sentence(f"{name} must be one of {allowed}, got {payload!r}") from None
     integer = getattr(box, "precision", None) == 0 or getattr(box, "step", None) == 1
