@@ -27,10 +27,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TABS = ["Sample", "Explore", "Map", "Reconstruct", "Interpolate", "Compare"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="weights folder (default: the app's default)")
-    p.add_argument("--tab", default="Explore", choices=["Sample", "Explore", "Reconstruct", "Interpolate"])
+    p.add_argument("--tab", default="Explore", choices=TABS)
     p.add_argument("--all-tabs", action="store_true", help="also save <out>-<tab>.png for every tab")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "screenshot.png")
     p.add_argument("--width", type=int, default=1280)
@@ -50,7 +53,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
             page.get_by_role("tab", name="Sample").wait_for()
-            tabs = ["Sample", "Explore", "Reconstruct", "Interpolate"] if args.all_tabs else []
+            tabs = TABS if args.all_tabs else []
             shots = [(t, args.out.with_name(f"{args.out.stem}-{t.lower()}.png")) for t in tabs]
             for tab, target in shots + [(args.tab, args.out)]:
                 page.get_by_role("tab", name=tab).click()
@@ -58,6 +61,17 @@ def main() -> int:
                     page.locator(".gallery-item, button.thumbnail-item").first.click()
                 if tab == "Interpolate":
                     page.get_by_role("button", name="Interpolate", exact=True).click()
+                if tab == "Map":  # the map, a picked place, and an atlas
+                    page.locator("#map-image img").wait_for(timeout=60000)
+                    box = page.locator("#map-image img").bounding_box()
+                    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.35)
+                    page.locator("#map-picked img").wait_for(timeout=60000)
+                    page.get_by_role("button", name="Paint the atlas").click()
+                    page.locator("#atlas-image img").wait_for(timeout=60000)
+                if tab == "Compare":
+                    page.locator("#tab-compare .gallery-item, #tab-compare button.thumbnail-item").first.click()
+                    page.get_by_role("button", name="Reconstruct the picture").click()
+                    page.locator("#compare-b img").wait_for(timeout=60000)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(target), full_page=True)
                 print(f"wrote {target}", file=sys.stderr)

@@ -48,7 +48,7 @@ class Page:
             self.model = gr.Textbox(ex.spec, visible=False, label="Model")  # what this page shows
             with gr.Tabs(selected=next(iter(self.tabs))) as self.tab_box:
                 for tab in self.tabs.values():
-                    with gr.Tab(tab.title, id=tab.id) as tab.box:
+                    with gr.Tab(tab.title, id=tab.id, elem_id=f"tab-{tab.id}") as tab.box:
                         if tab.intro:
                             gr.Markdown(tab.intro, elem_classes="explain")
                         tab.layout(ex)

@@ -27,7 +27,7 @@ class CompareTab(Tab):
                            for s, v in zip(SIDES, self._defaults())]
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                self.upload = upload("A picture (or pick an example below)")
+                self.upload = upload("Your picture")
                 self.examples = gr.Gallery([(im, n) for im, n in ex.examples], label="Examples",
                                            columns=5, height=150, allow_preview=False, format="png",
                                            elem_classes="pixelated", visible=bool(ex.examples))
