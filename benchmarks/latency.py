@@ -1,17 +1,24 @@
 """How fast the explorer feels, measured in one run (issue 6). Prints a Markdown table.
 
     python benchmarks/latency.py [--model weights/fashion-mnist] [--repeat 200] [--runs 3]
-                                 [--drag-seconds 5] [--no-browser]
+                                 [--drag-seconds 4] [--no-browser | --browser-only]
+                                 [--latencies 0,100,300] [--paths track,frames] [--drivers 60hz]
 
 1. model floor: model.decode of one z (p50, p95)
 2. handler: the Explore tab's `decode` handler (slider values -> upscaled PIL image), and the live
    route's work without HTTP (values -> native PNG bytes)
 3. API over HTTP on 127.0.0.1, the returned image included: the live route
-   (GET /vaegan/decode.png) and Gradio's /decode endpoint through gradio_client; with the
-   overhead factor API / model floor
-4. browser: headless Chromium drags a slider for --drag-seconds; displayed picture updates
-   per second, p50 time from the input event to the changed picture, time from release to
-   a picture of the final position, and whether that picture equals the server's decode
+   (GET /vaegan/decode.png), a slider's track (GET /vaegan/track.png, 121 frames) and
+   Gradio's /decode endpoint through gradio_client; with the overhead factor API / model floor
+4. browser: headless Chromium drags slider 1 for --drag-seconds at screen rate (60 input
+   events/s; --drivers mouse: Playwright's mouse), each drag in a fresh page, with each of
+   --latencies ms added to every request (Chromium's network emulation through the DevTools
+   protocol), with the track (the page as shipped) and without it (--paths frames: the frame
+   route only, window.vaeganLive.track = false): displayed picture updates per second, p50
+   time from the input event to the changed picture, the share drawn from the track, the
+   requests the page sent to the server from press to release, time from release to a
+   picture of the final position, and whether that picture (the overlay's last frame and
+   Gradio's image) equals the server's decode
 5. cold start: from `python app.py` starting to the first answered decode; and started the
    way a Hugging Face Space starts it (no arguments, GRADIO_SERVER_NAME=0.0.0.0,
    GRADIO_SERVER_PORT, SPACE_ID, SPACE_HOST) to its first page answered on 127.0.0.2
@@ -41,6 +48,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.split(",")]
 
 
 def pct(ts: list[float], q: float) -> float:
@@ -113,85 +124,172 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 SIXTY_HZ_DRAG = """async ([seconds, hz]) => {
-  // what a mouse at the screen's rate gives: an input event every 1/hz s, then a release
+  // what a mouse at the screen's rate gives: a press, an input event every 1/hz s (against
+  // deadlines, so that late timers do not lower the rate), then a release
   const el = document.querySelector('#slider-1 input[type=range]');
+  el.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true}));  // the press
   const lo = +el.min, hi = +el.max, t0 = performance.now();
   const at = f => { el.value = lo + (hi - lo) * (0.2 + 0.6 * f);
                     el.dispatchEvent(new Event('input', {bubbles: true})); };
   for (let k = 0; performance.now() - t0 < seconds * 1000; k++) {
     const f = (k % 60) / 30;
     at(f <= 1 ? f : 2 - f);
-    await new Promise(r => setTimeout(r, 1000 / hz));
+    await new Promise(r => setTimeout(r, Math.max(0, t0 + (k + 1) * 1000 / hz - performance.now())));
   }
   at(0.63);  // then what a real release fires: change, then pointerup
   el.dispatchEvent(new Event('change', {bubbles: true}));
   el.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
 }"""
+OVERLAY = "#explore-image .vaegan-live"
+OVERLAY_PIXELS = """() => { const c = document.querySelector('#explore-image canvas.vaegan-live');
+  return c ? [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]
+           : null; }"""
+OVERLAY_HIDDEN = ("() => { const o = document.querySelector('#explore-image .vaegan-live'); "
+                  "return !o || getComputedStyle(o).display === 'none'; }")
+PATHS = {"track": "track", "frames": "frame route only"}
 
 
-def bench_browser(url: str, seconds: float, ex, origin: list[float], driver: str = "mouse") -> dict:
+def drag(page, seconds: float, driver: str) -> None:
     """Drag slider 1 back and forth for `seconds` (driver "mouse": Playwright's mouse through
     the DevTools protocol, as fast as it goes; "60hz": input events at 60 per second from the
-    page, like a mouse at screen rate); read what the page displayed."""
+    page, like a mouse at screen rate), then release it at 0.63 of the way."""
+    if driver == "60hz":
+        page.evaluate(SIXTY_HZ_DRAG, [seconds, 60])
+        return
+    track = page.locator("#slider-1 input[type=range]").bounding_box()
+    y = track["y"] + track["height"] / 2
+    x0, x1 = track["x"] + track["width"] * 0.2, track["x"] + track["width"] * 0.8
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    start, k = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:  # sweep back and forth, 40 moves a sweep
+        k += 1
+        page.mouse.move(x1 if k % 2 else x0, y, steps=40)
+    page.mouse.move(x0 + (x1 - x0) * 0.63, y)
+    page.mouse.up()
+
+
+def bench_browser(browser, url: str, seconds: float, ex, origin: list[float], driver: str = "60hz",
+                  latency_ms: float = 0, path: str = "track") -> dict:
+    """One drag of slider 1 in a fresh page (an empty cache), `latency_ms` added to every
+    request (Chromium's network emulation), the track on or off (path "frames": the frame
+    route only, as before the track); read what the page displayed and asked for."""
     import numpy as np
     from PIL import Image
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
         page.goto(url, wait_until="load")
         page.get_by_role("tab", name="Explore").click()
         page.locator("#explore-image img").first.wait_for()
         page.wait_for_timeout(500)
-        track = page.locator("#slider-1 input[type=range]").bounding_box()
-        y = track["y"] + track["height"] / 2
-        x0, x1 = track["x"] + track["width"] * 0.2, track["x"] + track["width"] * 0.8
+        page.evaluate(f"window.vaeganLive.track = {'true' if path == 'track' else 'false'}")
+        if latency_ms:
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": latency_ms,
+                                                          "downloadThroughput": -1, "uploadThroughput": -1})
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url))
         t0 = page.evaluate("performance.now()")
-        if driver == "60hz":
-            page.evaluate(SIXTY_HZ_DRAG, [seconds, 60])
-        else:
-            page.mouse.move(x0, y)
-            page.mouse.down()
-            start, k = time.perf_counter(), 0
-            while time.perf_counter() - start < seconds:  # sweep back and forth, 40 moves a sweep
-                k += 1
-                page.mouse.move(x1 if k % 2 else x0, y, steps=40)
-            page.mouse.move(x0 + (x1 - x0) * 0.63, y)
-            page.mouse.up()
-        page.wait_for_timeout(1000)
+        drag(page, seconds, driver)
+        during = [u for u in asked if u.startswith(url)]  # to the server, press to release
+        try:  # Gradio's picture of the release position arrives and the overlay hides
+            page.wait_for_function(OVERLAY_HIDDEN, timeout=15000)
+            page.wait_for_timeout(300)
+        except PlaywrightTimeout:
+            pass
         live = page.evaluate("window.vaeganLive")
         final = float(page.locator("#slider-1 input[type=number]").input_value())
-        overlay = page.locator("#explore-image img.vaegan-live")
-        shown_png = page.evaluate("""async () => {
-            const o = document.querySelector('#explore-image img.vaegan-live');
-            const b = await (await fetch(o.src)).blob();
-            return Array.from(new Uint8Array(await b.arrayBuffer())); }""")
+        overlay = page.evaluate(OVERLAY_PIXELS)
         base_src = page.locator("#explore-image img:not(.vaegan-live)").first.get_attribute("src")
         base_png = page.request.get(base_src).body()
-        overlay_visible = overlay.is_visible()
-        browser.close()
+        overlay_visible = page.locator(OVERLAY).is_visible()
+    finally:
+        page.close()
     frames = [f for f in live["shown"] if f["shown"] >= t0]
-    drag_end = max(f["shown"] for f in frames) if frames else t0
-    during = [f for f in frames if f["input"] <= live["lastRelease"]]
-    lat = [f["shown"] - f["input"] for f in during]
-    # the first frame of the final position after the last input
+    shown = [f for f in frames if f["input"] <= live["lastRelease"]]  # while dragging
+    from_route = [f for f in shown if f["source"] == "frame"]
+    lat = [f["shown"] - f["input"] for f in shown]
+    # the first picture of the final position after the last input: a frame of the overlay,
+    # or Gradio's picture when that came first (then later frames are not drawn)
     last_in = max(f["input"] for f in frames) if frames else t0
-    finals = [f for f in frames if f["input"] >= last_in and abs(float(f["values"][0]) - final) < 1e-6]
-    release_ms = max(0.0, finals[0]["shown"] - live["lastRelease"]) if finals else float("nan")
+    finals = [f["shown"] for f in frames if f["input"] >= last_in and abs(float(f["values"][0]) - final) < 1e-6]
+    if live["lastHandback"] > live["lastRelease"]:
+        finals.append(live["lastHandback"])
+    release_ms = max(0.0, min(finals) - live["lastRelease"]) if finals else float("nan")
+    # what is shown after release: Gradio's picture, or the overlay's last frame while visible
     expect = np.asarray(ex.decode([final], "kl", origin, scale=1))
-    shown = np.asarray(Image.open(io.BytesIO(bytes(shown_png))))
     base = np.asarray(Image.open(io.BytesIO(base_png)))[:: ex.scale, :: ex.scale]
+    exact, frame_exact = np.array_equal(base, expect), False
+    if overlay is not None and frames:  # the overlay's last frame, exactly its position's decode?
+        w, h, data = overlay
+        px = np.asarray(data, dtype=np.uint8).reshape(h, w, 4)
+        same = lambda want: all(np.array_equal(px[..., c], want) for c in range(3))  # noqa: E731
+        frame_exact = same(np.asarray(ex.decode([float(frames[-1]["values"][0])], "kl", origin, scale=1)))
+        exact = exact and (not overlay_visible or same(expect))
     drag_s = (live["lastRelease"] - t0) / 1000
-    fetch_ms = statistics.median(f["got"] - f["sent"] for f in during) if during else float("nan")
-    paint_ms = statistics.median(f["shown"] - f["got"] for f in during) if during else float("nan")
-    wait_ms = statistics.median(f["sent"] - f["input"] for f in during) if during else float("nan")
-    return {"updates_per_s": len(during) / drag_s, "fetch_ms": fetch_ms, "paint_ms": paint_ms,
-            "wait_ms": wait_ms,
+    med = lambda key, part: statistics.median(f[key] - f[part] for f in from_route) \
+        if from_route else float("nan")  # noqa: E731
+    return {"updates_per_s": len(shown) / drag_s, "fetch_ms": med("got", "sent"),
+            "paint_ms": med("shown", "got"), "wait_ms": med("sent", "input"),
             "inputs_per_s": len([t for t in live["inputs"] if t0 <= t <= live["lastRelease"]]) / drag_s,
             "input_to_frame_p50": statistics.median(lat) if lat else float("nan"),
+            "from_track_pct": 100 * (len(shown) - len(from_route)) / max(1, len(shown)),
+            "requests": len(during), "track_requests": sum("/vaegan/track.png?" in u for u in during),
+            "frame_requests": sum("/vaegan/decode.png?" in u for u in during),
             "release_ms": release_ms, "errors": live["errors"],
-            "exact": bool(np.array_equal(shown, expect) and np.array_equal(base, expect)),
+            "exact": bool(exact), "frame_exact": bool(frame_exact),
             "overlay_hidden_after_release": not overlay_visible}
+
+
+def browser_figures(url: str, args, ex, origin: list[float], rows: dict) -> None:
+    """Figure 4: one drag per (driver, added latency, path), in one Chromium."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for driver in args.drivers:
+                for latency in args.latencies:
+                    for path in args.paths:
+                        rows.setdefault(("4.", driver, latency, path), []).append(
+                            bench_browser(browser, url, args.drag_seconds, ex, origin, driver,
+                                          latency, path))
+        finally:
+            browser.close()
+
+
+def print_browser(rows: dict, args) -> None:
+    drivers = {"mouse": "Playwright mouse", "60hz": "60 input events/s"}
+    cols = [k for k in rows if k[0] == "4."]
+    if not cols:
+        return
+    med = lambda c, key: statistics.median(b[key] for b in rows[c])  # noqa: E731
+    print(f"\n| browser, {args.drag_seconds:g} s drag of slider 1, median of {args.runs} | "
+          + " | ".join(f"{PATHS[p]}, +{lat:g} ms" + (f", {drivers[d]}" if len(args.drivers) > 1 else "")
+                       for _, d, lat, p in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for label, key, fmt in (
+            ("slider input events per second (what the drag produced)", "inputs_per_s", "{:.1f}"),
+            ("displayed picture updates per second", "updates_per_s", "{:.1f}"),
+            ("input event -> changed picture, p50 ms", "input_to_frame_p50", "{:.1f}"),
+            ("pictures drawn from the track, %", "from_track_pct", "{:.0f}"),
+            ("requests to the server during the drag", "requests", "{:.0f}"),
+            ("  of which: track requests", "track_requests", "{:.0f}"),
+            ("  of which: frame route requests", "frame_requests", "{:.0f}"),
+            ("frame route: input -> request sent (waiting for the one in flight), p50 ms", "wait_ms", "{:.1f}"),
+            ("frame route: request sent -> PNG received, p50 ms", "fetch_ms", "{:.1f}"),
+            ("frame route: PNG received -> decoded and shown, p50 ms", "paint_ms", "{:.1f}"),
+            ("release -> picture of the final position, ms", "release_ms", "{:.1f}")):
+        print(f"| {label} | " + " | ".join(fmt.format(med(c, key)) for c in cols) + " |")
+    for label, check in (("picture shown after release equals the server decode (all runs)",
+                          lambda c: str(all(b["exact"] for b in rows[c]))),
+                         ("the overlay's last frame equals the server decode of its position (all runs)",
+                          lambda c: str(all(b["frame_exact"] for b in rows[c]))),
+                         ("overlay handed back to the Gradio image (all runs)",
+                          lambda c: str(all(b["overlay_hidden_after_release"] for b in rows[c]))),
+                         ("fetch errors", lambda c: str(sum(b["errors"] for b in rows[c])))):
+        print(f"| {label} | " + " | ".join(check(c) for c in cols) + " |")
 
 
 def main() -> int:
@@ -199,10 +297,18 @@ def main() -> int:
     p.add_argument("--model", default="weights/fashion-mnist")
     p.add_argument("--repeat", type=int, default=200, help="calls per timing run")
     p.add_argument("--runs", type=int, default=3, help="runs per figure (the median is printed)")
-    p.add_argument("--drag-seconds", type=float, default=5.0)
+    p.add_argument("--drag-seconds", type=float, default=4.0)
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--browser-only", action="store_true", help="skip every figure but 4")
+    p.add_argument("--latencies", type=_floats, default=[0.0, 100.0, 300.0],
+                   help="ms added to every request in the browser (default 0,100,300)")
+    p.add_argument("--paths", type=lambda t: t.split(","), default=list(PATHS),
+                   help="track (the page as shipped) and/or frames (the track off)")
+    p.add_argument("--drivers", type=lambda t: t.split(","), default=["60hz"],
+                   help="60hz (input events at screen rate) and/or mouse (Playwright's mouse)")
     args = p.parse_args()
+    if not set(args.paths) <= set(PATHS) or not set(args.drivers) <= {"60hz", "mouse"}:
+        p.error("--paths takes track,frames and --drivers 60hz,mouse")
 
     import httpx
     import torch
@@ -227,15 +333,13 @@ def main() -> int:
         rows.setdefault(name, []).append(figs)
 
     log = tempfile.NamedTemporaryFile("w", prefix="latency-app-", suffix=".log", delete=False)
-    port = free_port()
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", file=sys.stderr)
+        port = free_port()  # a fresh one per start: one just freed may be taken meanwhile
         if args.browser_only:
             proc, _ = start_app(args.model, port, log)
             try:
-                for driver in ("mouse", "60hz"):
-                    rows.setdefault(f"4. browser ({driver})", []).append(
-                        bench_browser(f"http://127.0.0.1:{port}/", args.drag_seconds, ex, origin, driver))
+                browser_figures(f"http://127.0.0.1:{port}/", args, ex, origin, rows)
             finally:
                 stop(proc)
             continue
@@ -251,6 +355,7 @@ def main() -> int:
 
         proc, cold = start_app(args.model, port, log, space=True)
         stop(proc)
+        port = free_port()
         add("5b. cold start, started as a Space: process start -> first page answered",
             cold * 1000, cold * 1000)
         proc, cold = start_app(args.model, port, log)
@@ -263,6 +368,13 @@ def main() -> int:
                                                             "origin": origin_q})
                     assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.text
                 add("3a. API: live route GET, PNG included", *timed(get_live, args.repeat))
+
+                def get_track():
+                    r = http.get(base + live.TRACK_ROUTE, params={
+                        "slider": 1, "values": ",".join(map(str, vals())), "origin": origin_q})
+                    assert r.status_code == 200 and r.content[:4] == b"\x89PNG", r.text
+                add("3c. API: track route GET (121 frames), PNG included",
+                    *timed(get_track, max(10, args.repeat // 20)))
             client = Client(base + "/", verbose=False, download_files=tempfile.mkdtemp(prefix="lat-"))
 
             def gradio_decode():
@@ -273,9 +385,7 @@ def main() -> int:
                 *timed(gradio_decode, max(20, args.repeat // 4)))
             client.close()
             if not args.no_browser:
-                for driver in ("mouse", "60hz"):
-                    rows.setdefault(f"4. browser ({driver})", []).append(
-                        bench_browser(base + "/", args.drag_seconds, ex, origin, driver))
+                browser_figures(base + "/", args, ex, origin, rows)
         finally:
             stop(proc)
 
@@ -285,7 +395,7 @@ def main() -> int:
           f"{os.getloadavg()[0]:.1f}; model {args.model}; medians of {args.runs} runs\n")
     print("| measure | p50 ms | p95 ms | p50 / model floor |\n|---|---:|---:|---:|")
     for name, figs in rows.items():
-        if name.startswith("4."):
+        if name[0] == "4.":
             continue
         p50 = statistics.median(f[0] for f in figs)
         p95 = statistics.median(f[1] for f in figs)
@@ -293,26 +403,7 @@ def main() -> int:
         if name.startswith("6."):
             extra = f" ({64 / p50 * 1000:.0f} images/s)"
         print(f"| {name}{extra} | {p50:.2f} | {p95:.2f} | {p50 / floor:.1f}x |")
-    drivers = {"mouse": "Playwright mouse drag", "60hz": "60 input events/s"}
-    browser = {d: rows[f"4. browser ({d})"] for d in drivers if f"4. browser ({d})" in rows}
-    if browser:
-        med = lambda d, key: statistics.median(b[key] for b in browser[d])  # noqa: E731
-        print(f"\n| browser, {args.drag_seconds:g} s drag of slider 1, median of {args.runs} | "
-              + " | ".join(drivers[d] for d in browser) + " |")
-        print("|---|" + "---:|" * len(browser))
-        for label, key, fmt in (("slider input events per second (what the drag produced)", "inputs_per_s", "{:.1f}"),
-                                ("displayed picture updates per second", "updates_per_s", "{:.1f}"),
-                                ("input event -> changed picture, p50 ms", "input_to_frame_p50", "{:.1f}"),
-                                ("  of which: input -> request sent (waiting for the one in flight), p50 ms", "wait_ms", "{:.1f}"),
-                                ("  of which: request sent -> PNG received, p50 ms", "fetch_ms", "{:.1f}"),
-                                ("  of which: PNG received -> decoded and shown, p50 ms", "paint_ms", "{:.1f}"),
-                                ("release -> picture of the final position, ms", "release_ms", "{:.1f}")):
-            print(f"| {label} | " + " | ".join(fmt.format(med(d, key)) for d in browser) + " |")
-        print("| final picture equals the server decode (all runs) | "
-              + " | ".join(str(all(b["exact"] for b in browser[d])) for d in browser) + " |")
-        print("| overlay handed back to the Gradio image (all runs) | "
-              + " | ".join(str(all(b["overlay_hidden_after_release"] for b in browser[d])) for d in browser) + " |")
-        print("| fetch errors | " + " | ".join(str(sum(b["errors"] for b in browser[d])) for d in browser) + " |")
+    print_browser(rows, args)
     os.unlink(log.name)
     return 0
 

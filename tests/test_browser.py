@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ui.live import ROUTE, TRACK_ROUTE
 from ui.page import create_demo
 from conftest import serving
 from vaegan.explorer import Explorer
@@ -84,19 +85,45 @@ def _slider_values(page, n: int) -> list[float]:
             for i in range(n)]
 
 
+def _asked(page, route: str) -> int:
+    return sum(route + "?" in u for u in page.requests)
+
+
+def _drag(page, slider: int, moves: int, pause_ms: int = 0, to: float = 0.45) -> None:
+    """Press on the middle of a slider's track, move right by `to` of its width in `moves`
+    moves `pause_ms` apart, release."""
+    box = page.locator(f"#slider-{slider} input[type=range]").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for k in range(1, moves + 1):
+        page.mouse.move(x + k * box["width"] * to / moves, y)
+        if pause_ms:
+            page.wait_for_timeout(pause_ms)
+    page.mouse.up()
+
+
+def _overlay_pixels(page) -> np.ndarray:
+    """What the live overlay (a canvas at the picture's native size) holds, grey."""
+    w, h, data = page.evaluate("""() => {
+        const c = document.querySelector('#explore-image canvas.vaegan-live');
+        return [c.width, c.height,
+                Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
+    px = np.asarray(data, dtype=np.uint8).reshape(h, w, 4)
+    assert (px[..., :3] == px[..., :1]).all() and (px[..., 3] == 255).all()
+    return px[..., 0]
+
+
+OVERLAY_HIDDEN = ("() => { const o = document.querySelector('#explore-image .vaegan-live'); "
+                  "return !o || getComputedStyle(o).display === 'none'; }")
+
+
 def test_dragging_a_slider_changes_the_picture(page, explorer_tiny, server):
     page.get_by_role("tab", name="Explore").click()
     before = _src(page, "explore-image")
     assert before
     first = _fetch(page, before)
-    track = page.locator("#slider-1 input[type=range]")
-    box = track.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] / 2, y)
-    page.mouse.down()
-    for k in range(1, 21):  # drag to the right in 20 moves
-        page.mouse.move(box["x"] + box["width"] / 2 + k * box["width"] * 0.45 / 20, y)
-    page.mouse.up()
+    _drag(page, 1, moves=20)
     after = _wait_src_change(page, "explore-image", before)
     page.wait_for_timeout(1500)  # let always_last deliver the final decode
     after = _src(page, "explore-image")
@@ -113,11 +140,80 @@ def test_dragging_a_slider_changes_the_picture(page, explorer_tiny, server):
     assert page.joins.count("decode") == 1, page.joins
     live = page.evaluate("window.vaeganLive")
     assert len(live["shown"]) >= 2 and live["errors"] == 0
-    assert sum("/vaegan/decode.png?" in u for u in page.requests) >= len(live["shown"])
+    # one track for the drag; frames from the frame route only until it came
+    assert _asked(page, TRACK_ROUTE) == live["tracks"] == 1
+    assert _asked(page, ROUTE) >= sum(f["source"] == "frame" for f in live["shown"])
     assert len({round(float(f["values"][0]), 2) for f in live["shown"]}) >= 2  # distinct positions
     # the last live frame showed the final position, and Gradio's picture replaced it on release
     assert float(live["shown"][-1]["values"][0]) == values[0]
-    assert not page.locator("#explore-image img.vaegan-live").is_visible()
+    assert not page.locator("#explore-image .vaegan-live").is_visible()
+
+
+def test_far_from_the_server_a_drag_is_drawn_from_one_track(page, explorer_tiny):
+    """150 ms of added latency per request: one track request, a few frame requests while it
+    comes, then every position drawn from it; the picture after release is the exact decode."""
+    page.get_by_role("tab", name="Explore").click()
+    before = _src(page, "explore-image")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 150,
+                                                  "downloadThroughput": -1, "uploadThroughput": -1})
+    page.requests.clear()
+    _drag(page, 2, moves=60, pause_ms=25)  # about 2 s
+    _wait_src_change(page, "explore-image", before)
+    page.wait_for_function(OVERLAY_HIDDEN, timeout=15000)  # Gradio's picture is back
+    live = page.evaluate("window.vaeganLive")
+    values = _slider_values(page, 8)
+    assert values[1] > 1.0 and values[0] == 0.0 and live["errors"] == 0
+    assert _asked(page, TRACK_ROUTE) == 1
+    frames = [f for f in live["shown"] if f["source"] == "frame"]
+    from_track = [f for f in live["shown"] if f["source"] == "track"]
+    assert len(frames) <= _asked(page, ROUTE) <= 9  # at most ui/live.js's MAX_WAITING + 1
+    assert len(from_track) >= 20 and len(from_track) > 3 * len(frames), (len(from_track), len(frames))
+    delays = sorted(f["shown"] - f["input"] for f in from_track[1:])
+    assert delays[len(delays) // 2] < 50, delays  # drawn at once, with no request
+    assert float(live["shown"][-1]["values"][1]) == values[1]
+    # the last frame drawn was exact, and so is Gradio's picture that replaced it
+    origin = explorer_tiny.seed_latent(0).tolist()
+    assert np.array_equal(_overlay_pixels(page),
+                          np.asarray(explorer_tiny.decode(values, "kl", origin, scale=1)))
+    assert np.array_equal(_fetch(page, _src(page, "explore-image")),
+                          np.asarray(explorer_tiny.decode(values, "kl", origin)))
+    assert page.joins.count("decode") == 1, page.joins
+    # grabbing it again at the same place needs no new track
+    page.requests.clear()
+    _drag(page, 2, moves=5, pause_ms=25, to=-0.2)
+    page.wait_for_timeout(500)
+    assert _asked(page, TRACK_ROUTE) == 0
+
+
+def test_grabbing_a_slider_asks_for_its_track_before_it_moves(page):
+    page.get_by_role("tab", name="Explore").click()
+    page.wait_for_timeout(300)
+    page.locator("#slider-3 input[type=range]").dispatch_event("pointerdown")
+    page.wait_for_function("() => window.vaeganLive.tracks === 1", timeout=15000)
+    asked = [u for u in page.requests if TRACK_ROUTE in u]
+    assert len(asked) == 1 and "slider=3&" in asked[0] and _asked(page, ROUTE) == 0
+    page.locator("#slider-3 input[type=range]").dispatch_event("pointerdown")  # again: known
+    page.wait_for_timeout(300)
+    assert _asked(page, TRACK_ROUTE) == 1
+
+
+def test_when_the_track_fails_the_frame_route_draws_the_drag(page, explorer_tiny):
+    page.route("**/vaegan/track.png?*", lambda route: route.fulfill(status=503, body="busy"))
+    page.get_by_role("tab", name="Explore").click()
+    before = _src(page, "explore-image")
+    _drag(page, 1, moves=20, pause_ms=20, to=-0.3)
+    _wait_src_change(page, "explore-image", before)
+    page.wait_for_timeout(1000)
+    live = page.evaluate("window.vaeganLive")
+    assert live["tracks"] == 1 and live["errors"] == 1  # asked once, not again for this state
+    assert len(live["shown"]) >= 5 and all(f["source"] == "frame" for f in live["shown"])
+    values = _slider_values(page, 8)
+    assert values[0] < -1.0 and float(live["shown"][-1]["values"][0]) == values[0]
+    origin = explorer_tiny.seed_latent(0).tolist()
+    assert np.array_equal(_fetch(page, _src(page, "explore-image")),
+                          np.asarray(explorer_tiny.decode(values, "kl", origin)))
 
 
 def test_reset_sets_every_slider_with_one_request(page, explorer_tiny):

@@ -29,6 +29,13 @@ from .model import PRESETS, VAEGAN
 
 N_SLIDERS = 12  # sliders in the UI; a basis offers at most this many directions
 SLIDER_LIMIT = 3.0  # slider values are in [-3, 3]
+SLIDER_STEP = 0.05  # ... in steps of 0.05: 121 positions
+# every position of a slider, each the double nearest its decimal value (what a browser's
+# range input gives: "0.6" -> 0.6, never -3 + 72 * 0.05 = 0.6000000000000005)
+SLIDER_POSITIONS = tuple(round(-SLIDER_LIMIT + i * SLIDER_STEP, 10)
+                         for i in range(round(2 * SLIDER_LIMIT / SLIDER_STEP) + 1))
+TRACK_COLUMNS = 11  # a track sprite: its frames in rows of 11 (121 positions: 11 x 11)
+MAX_TRACK_BYTES = 2 * 2**20  # pixel bytes of a track sprite: 121 x channels x image_size**2
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_COUNT = 64
 STEPS_RANGE = (2, 64)
@@ -306,6 +313,39 @@ class Explorer:
         z = self.latent(values, basis, origin)
         return to_image(self.model.decode(z[None].to(self.model.device)), scale or self.scale)
 
+    def track_bytes(self) -> int:
+        """Pixel bytes of a track sprite (see track): 121 x channels x image_size**2, e.g.
+        94,864 for 28x28 grey and 1,486,848 for 64x64 RGB."""
+        c = self.config
+        return len(SLIDER_POSITIONS) * c.channels * c.image_size ** 2
+
+    def track(self, values, slider, basis: str = "kl", origin=None) -> Image.Image:
+        """Every position of one slider as one sprite: frame i is decode(values with
+        values[slider - 1] = SLIDER_POSITIONS[i], basis, origin, scale=1), at native size,
+        row-major in a grid of TRACK_COLUMNS columns without padding (11 x 11 frames).
+
+        slider: 1 to the basis's number of directions; values as for decode (values[slider - 1],
+        checked like the others, is replaced by each position). Each frame is its own decode
+        call, so that it is exactly decode's picture: a batched decode differs from it in the
+        last bits, and after rounding in a pixel of up to two frames in 121 (measured on the
+        shipped models). Refuses (ValueError) a model whose sprite would hold more than
+        MAX_TRACK_BYTES (2 MiB: 64x64 RGB fits, 128x128 RGB does not)."""
+        if self.track_bytes() > MAX_TRACK_BYTES:
+            raise ValueError(f"this model's pictures are too large for a track: it would hold "
+                             f"{self.track_bytes():,} bytes, more than {MAX_TRACK_BYTES:,}")
+        k = self.basis(basis).matrix.shape[1]
+        s = checked_number(slider, "slider", 1, k, integer=True)
+        vals = list(values) + [0.0] * max(0, s - len(values))
+        self.latent(vals, basis, origin)  # bad input: one error, up front
+        n, size = len(SLIDER_POSITIONS), self.config.image_size
+        mode = "L" if self.config.channels == 1 else "RGB"
+        sheet = Image.new(mode, (TRACK_COLUMNS * size, math.ceil(n / TRACK_COLUMNS) * size))
+        for i, position in enumerate(SLIDER_POSITIONS):
+            vals[s - 1] = position
+            r, q = divmod(i, TRACK_COLUMNS)
+            sheet.paste(self.decode(vals, basis, origin, scale=1), (q * size, r * size))
+        return sheet
+
     # ---- Reconstruct -----------------------------------------------------------------------
     @torch.inference_mode()
     def reconstruct(self, image) -> Reconstruction:
@@ -401,7 +441,7 @@ class Explorer:
         extent = checked_number(extent, "extent", *EXTENT)
         directions, _ = self.plane(basis, i, j)
         z = self.map.slice_codes(self.origin(origin), directions, extent, n)
-        return self._grid(self.model.decode(z.to(self.model.device)).cpu(), n)
+        return self._grid(self.map.decode(z), n)
 
     def realism(self, z) -> Realism:
         """The realism meter of one code (see vaegan/realism.py)."""

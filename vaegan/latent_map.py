@@ -12,6 +12,9 @@ For the linear maps, the code at (a, b) is exactly origin + a * u + b * v.
 """
 from __future__ import annotations
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +27,22 @@ PROJECTIONS = {"plane": "Two directions (a plane through the starting point)",
 ATLAS_N = (2, 24)  # pictures per side of an atlas
 EXTENT = (0.25, 6.0)  # half the side of a slice, in the directions' units
 FIELD_N = 48  # realism overlay: decodes per side
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+_POOL = ThreadPoolExecutor(WORKERS, thread_name_prefix="vaegan-decode")
+
+
+def on_every_core(fn, z: torch.Tensor, min_chunk: int = 32) -> torch.Tensor:
+    """fn (a batch of codes -> a batch) over a large batch z, in WORKERS threads at once: the
+    app runs torch on one intra-op thread per request (app.tune_process), and torch releases
+    the GIL inside its ops, so chunks in threads use every core (benchmarks/map_speed.py)."""
+    if len(z) < 2 * min_chunk or WORKERS == 1:
+        with torch.inference_mode():
+            return fn(z)
+
+    def run(chunk: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return fn(chunk)
+    return torch.cat(list(_POOL.map(run, z.split(math.ceil(len(z) / WORKERS)))))
 
 
 @dataclass
@@ -82,8 +101,12 @@ class LatentMap:
         if self.model.discriminator is None:
             return None
         z = self.slice_codes(origin, directions, extent, n).to(self.model.device)
-        logits = self.model.discriminator(self.model.decode(z))[0]
+        logits = on_every_core(lambda c: self.model.discriminator(self.model.decode(c))[0], z)
         return torch.sigmoid(logits).float().cpu().reshape(n, n)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """A large batch of codes (N, Z) -> pictures (N, C, H, W), on every core."""
+        return on_every_core(self.model.decode, z.to(self.model.device)).cpu()
 
     @torch.inference_mode()
     def realism(self, z: torch.Tensor, x: torch.Tensor | None = None) -> list[Realism]:

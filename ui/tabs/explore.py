@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vaegan.explorer import MAX_SEED, N_SLIDERS, SLIDER_LIMIT, Explorer
+from vaegan.explorer import MAX_SEED, N_SLIDERS, SLIDER_LIMIT, SLIDER_STEP, Explorer
 
 from .. import live
 from ..components import basis_choices, friendly, image, slider_states
@@ -27,6 +27,8 @@ class ExploreTab(Tab):
                                    elem_id="explore-image")
                 self.where = gr.Markdown("Starting point: seed 0", elem_id="origin-label")
                 self.origin = gr.JSON(start, visible=False)  # the starting point's z
+                # the model's version in track URLs (ui/live.py; "" = no tracks for this model)
+                self.track_version = gr.Textbox(live.track_version(ex), visible=False)
                 self.reset_btn = gr.Button("Reset sliders to the starting point", variant="primary",
                                            elem_id="reset")
                 with gr.Row(equal_height=True):
@@ -43,16 +45,19 @@ class ExploreTab(Tab):
                 for i in range(0, N_SLIDERS, 2):  # two per row, the first ones matter most
                     with gr.Row():
                         for j in (i, i + 1):
-                            self.sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT, step=0.05,
-                                                          min_width=200, elem_id=f"slider-{j + 1}",
-                                                          **states[j]))
+                            self.sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT,
+                                                          step=SLIDER_STEP, min_width=200,
+                                                          elem_id=f"slider-{j + 1}", **states[j]))
 
     def wire(self) -> None:
         model, sliders = self.page.model, self.sliders
-        # while a slider moves, the page draws frames from the live route (no queue, no server
+        # while a slider moves, the page draws frames from the live routes (no queue, no server
         # event); on release the public `decode` event puts the exact picture in the image
-        gr.on([s.input for s in sliders], None, [self.basis, self.origin, model, *sliders], None,
-              js=live.SLIDER_JS, trigger_mode="multiple", queue=False, **PRIVATE)
+        state = [self.basis, self.origin, model, self.track_version, *sliders]
+        gr.on([s.input for s in sliders], None, state, None, js=live.SLIDER_JS,
+              trigger_mode="multiple", queue=False, **PRIVATE)
+        gr.on(None, None, state, None, js=live.CONTEXT_JS, trigger_mode="multiple", queue=False,
+              **PRIVATE)  # at load and on every change: a grab can ask for its track at once
         gr.on([s.release for s in sliders], self.decode, [self.basis, self.origin], self.image,
               inputs_kwargs={**{f"slider_{i + 1}": s for i, s in enumerate(sliders)}, "model": model},
               api_name="decode", trigger_mode="always_last", show_progress="hidden")
@@ -114,11 +119,13 @@ class ExploreTab(Tab):
         return [self.origin_seed]
 
     def model_outputs(self) -> list:
-        return [self.basis, self.basis_info, *self.sliders, self.image, self.origin, self.where]
+        return [self.basis, self.basis_info, *self.sliders, self.image, self.origin, self.where,
+                self.track_version]
 
     def show(self, m: Explorer, values: dict) -> dict:
         key, seed = next(iter(m.bases)), values.get(self.origin_seed, 0)
         z = m.seed_latent(seed).tolist()
         return {self.basis: gr.Radio(basis_choices(m), value=key), **self._sliders_for(m, key),
                 self.image: m.decode([], key, z), self.origin: z,
-                self.where: f"Starting point: seed {seed}"}
+                self.where: f"Starting point: seed {seed}",
+                self.track_version: live.track_version(m)}
