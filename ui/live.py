@@ -39,14 +39,17 @@ import hashlib
 import io
 import json
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from fastapi import Request  # (module level: FastAPI reads the routes' annotations from here)
 
 from vaegan.explorer import (MAX_TRACK_BYTES, N_SLIDERS, SLIDER_POSITIONS, SLIDER_STEP,
                              TRACK_COLUMNS, Explorer, checked_number)
 from vaegan.hub import ModelLoadError
 
+from .fair import REFUSAL, FairShare
 from .gradio_fixes import add_get_route
 
 ROUTE = "/vaegan/decode.png"
@@ -146,21 +149,42 @@ def _refusal(error: Exception, status: int = 400):
                     media_type="application/json")
 
 
-def add_routes(blocks, models) -> None:
-    """Serve ROUTE (for these Models) and the page script on a launched Gradio app."""
+def add_routes(blocks, models, share: FairShare | None = None) -> None:
+    """Serve ROUTE and TRACK_ROUTE (for these Models, each client's fair share at a time) and
+    the page script on a launched Gradio app."""
     from fastapi import Query
     from fastapi.responses import FileResponse, Response
+    share = blocks.vaegan_fair_share = share or FairShare()
 
-    def live_decode(values: str = "", basis: str = "kl", origin: str = "", model: str = "",
-                    scale: str = Query("1")) -> Response:
+    @contextmanager
+    def fairly(request: Request):
+        """Yields None while the request holds one of its client's slots, else a 429 answer."""
+        client = share.client(request.client.host if request.client else None,
+                              request.headers.get("x-forwarded-for"))
+        with share.slot(client) as ok:
+            refusal = None if ok else _refusal(ValueError(REFUSAL), 429)
+            if refusal is not None:
+                refusal.headers["Retry-After"] = "1"
+            yield refusal
+
+    def live_decode(request: Request, values: str = "", basis: str = "kl", origin: str = "",
+                    model: str = "", scale: str = Query("1")) -> Response:
+        with fairly(request) as refusal:
+            return refusal or decode_answer(values, basis, origin, model, scale)
+
+    def decode_answer(values, basis, origin, model, scale) -> Response:
         try:
             png = decode_png(models.get(model or None, 0.0), values, basis, origin, scale)
         except (ValueError, ModelLoadError) as e:
             return _refusal(e)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    def live_track(slider: str = "", values: str = "", basis: str = "kl", origin: str = "",
-                   model: str = "", v: str = "") -> Response:
+    def live_track(request: Request, slider: str = "", values: str = "", basis: str = "kl",
+                   origin: str = "", model: str = "", v: str = "") -> Response:
+        with fairly(request) as refusal:
+            return refusal or track_answer(slider, values, basis, origin, model, v)
+
+    def track_answer(slider, values, basis, origin, model, v) -> Response:
         try:
             ex = models.get(model or None, 0.0)
             if v and v != track_version(ex):

@@ -1,0 +1,60 @@
+"""Fair share of the no-queue routes: one client cannot hold more than its slots; a proxy's
+X-Forwarded-For counts only from a trusted proxy (by default: on a Space)."""
+import httpx
+import pytest
+
+from conftest import serving
+from ui.fair import PER_CLIENT, REFUSAL, FairShare, trusted_proxies
+from ui.live import ROUTE, TRACK_ROUTE
+from ui.page import create_demo
+
+
+def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy():
+    open_door = FairShare(trusted=frozenset())
+    assert open_door.client("10.0.0.9", "1.2.3.4") == "10.0.0.9"  # anyone can write the header
+    proxy = FairShare(trusted=frozenset({"10.0.0.1"}))
+    assert proxy.client("10.0.0.1", "6.6.6.6, 1.2.3.4") == "1.2.3.4"  # what the proxy saw: last
+    assert proxy.client("10.0.0.2", "1.2.3.4") == "10.0.0.2"
+    assert FairShare(trusted=frozenset({"*"})).client("10.0.0.7", " 5.5.5.5 ") == "5.5.5.5"
+
+
+def test_a_space_trusts_its_proxy_by_default(monkeypatch):
+    monkeypatch.delenv("VAEGAN_TRUSTED_PROXIES", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert trusted_proxies() == frozenset()
+    monkeypatch.setenv("SPACE_ID", "someone/explorer")
+    assert trusted_proxies() == {"*"}
+    monkeypatch.setenv("VAEGAN_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2")
+    assert trusted_proxies() == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_slots_are_counted_per_client_and_given_back():
+    share = FairShare(per_client=2, trusted=frozenset())
+    with share.slot("a") as one, share.slot("a") as two, share.slot("a") as three, share.slot("b") as other:
+        assert (one, two, three, other) == (True, True, False, True)
+    with share.slot("a") as again:
+        assert again and not share._running["b"]
+
+
+@pytest.mark.parametrize("route", [ROUTE, TRACK_ROUTE])
+def test_a_client_over_its_share_gets_429_and_a_sentence_at_once(explorer_tiny, route):
+    demo = create_demo(explorer_tiny)
+    with serving(demo, trailing_slash=False) as url:
+        share = demo.vaegan_fair_share
+        query = {"values": "0.5", "slider": "1"}
+        assert httpx.get(url + route, params=query, timeout=30).status_code == 200
+        held = [share.slot("127.0.0.1") for _ in range(PER_CLIENT)]
+        for slot in held:
+            assert slot.__enter__()
+        try:
+            r = httpx.get(url + route, params=query, timeout=30)
+            assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+            assert r.json() == {"error": REFUSAL}
+            # another visitor behind a proxy on loopback (uvicorn trusts 127.0.0.1's
+            # X-Forwarded-For, FORWARDED_ALLOW_IPS) has slots of its own
+            r = httpx.get(url + route, params=query, headers={"X-Forwarded-For": "9.9.9.9"}, timeout=30)
+            assert r.status_code == 200
+        finally:
+            for slot in held:
+                slot.__exit__(None, None, None)
+        assert httpx.get(url + route, params=query, timeout=30).status_code == 200
