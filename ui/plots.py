@@ -17,6 +17,8 @@ from vaegan.latent_map import MapView
 matplotlib.use("Agg")
 SIZE = (760, 560)  # map picture, pixels
 AXES = (0.09, 0.1, 0.62, 0.84)  # left, bottom, width, height of the plot box, as fractions
+MINI_AXES = (0.14, 0.16, 0.82, 0.8)  # the same without a legend
+MINI_SIZE = (360, 280)
 DPI = 100
 
 
@@ -68,12 +70,14 @@ def _picture(fig: Figure) -> Image.Image:
 
 
 def map_picture(view: MapView, field: torch.Tensor | None = None,
-                mark: tuple[float, float] | None = None) -> tuple[Image.Image, Frame]:
+                mark: tuple[float, float] | None = None, size: tuple[int, int] = SIZE,
+                legend: bool = True) -> tuple[Image.Image, Frame]:
     """The map: one dot per test picture, coloured by class with a legend; optionally the
     realism field (n, n) over the plot box as background, and a mark at the picked place."""
-    w, h = SIZE
+    w, h = size
     fig = Figure(figsize=(w / DPI, h / DPI), dpi=DPI)
-    ax = fig.add_axes(AXES)
+    box = AXES if legend else MINI_AXES
+    ax = fig.add_axes(box)
     x0, x1, y0, y1 = limits(view)
     if field is not None:
         shade = ax.imshow(field.numpy(), extent=(x0, x1, y0, y1), origin="upper", cmap="RdYlGn",
@@ -94,9 +98,10 @@ def map_picture(view: MapView, field: torch.Tensor | None = None,
     ax.set_ylim(y0, y1)
     ax.set_xlabel(view.axes[0])
     ax.set_ylabel(view.axes[1])
-    ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(1.16 if field is not None else 1.01, 1.0),
-              fontsize=9, frameon=False)
-    left, bottom, width, height = AXES
+    if legend:
+        ax.legend(handles=keys, loc="upper left", fontsize=9, frameon=False,
+                  bbox_to_anchor=(1.16 if field is not None else 1.01, 1.0))
+    left, bottom, width, height = box
     frame = Frame(left * w, (1 - bottom - height) * h, width * w, height * h, x0, x1, y0, y1)
     return _picture(fig), frame
 

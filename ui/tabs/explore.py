@@ -4,14 +4,18 @@ event puts the exact picture in place."""
 from __future__ import annotations
 
 import gradio as gr
+import torch
 
+from vaegan import latent
 from vaegan.explorer import MAX_SEED, N_SLIDERS, SLIDER_LIMIT, SLIDER_STEP, Explorer
 
-from .. import live
+from .. import live, plots
 from ..components import basis_choices, friendly, image, slider_states
 from ..tab import Tab
 
 PRIVATE = {"api_visibility": "private"}
+MINIMAP_LABEL = ("Where the code sits among the test pictures (x): the plane of the first two "
+                 "principal directions through the starting point (+)")
 
 
 class ExploreTab(Tab):
@@ -21,11 +25,12 @@ class ExploreTab(Tab):
     def layout(self, ex: Explorer) -> None:
         first_basis = ex.basis(next(iter(ex.bases)))
         start = ex.seed_latent(0).tolist()
-        with gr.Row():
-            with gr.Column(scale=2, min_width=320):
+        with gr.Row(elem_id="explore-main"):  # on phones: picture, sliders, the rest (CSS)
+            with gr.Column(scale=2, min_width=320, elem_id="explore-left"):
                 self.image = image("Decoded picture", value=ex.decode([], first_basis.key, start),
                                    elem_id="explore-image")
                 self.where = gr.Markdown("Starting point: seed 0", elem_id="origin-label")
+                self.meter = gr.Markdown(ex.realism(start).text(), elem_id="explore-realism")
                 self.origin = gr.JSON(start, visible=False)  # the starting point's z
                 # the model's version in track URLs (ui/live.py; "" = no tracks for this model)
                 self.track_version = gr.Textbox(live.track_version(ex), visible=False)
@@ -37,9 +42,10 @@ class ExploreTab(Tab):
                     with gr.Column(min_width=160):
                         self.seed_btn = gr.Button("Start at this seed", size="md")
                         self.zero_btn = gr.Button("Start at z = 0", size="md")
-            with gr.Column(scale=3):
-                self.basis = gr.Radio(basis_choices(ex), value=first_basis.key, label="Directions")
-                self.basis_info = gr.Markdown(first_basis.info)
+            with gr.Column(scale=3, elem_id="explore-right"):
+                self.basis = gr.Radio(basis_choices(ex), value=first_basis.key, label="Directions",
+                                      elem_id="basis")
+                self.basis_info = gr.Markdown(first_basis.info, elem_id="basis-info")
                 self.sliders = []
                 states = slider_states(first_basis.labels)
                 for i in range(0, N_SLIDERS, 2):  # two per row, the first ones matter most
@@ -48,6 +54,10 @@ class ExploreTab(Tab):
                             self.sliders.append(gr.Slider(-SLIDER_LIMIT, SLIDER_LIMIT,
                                                           step=SLIDER_STEP, min_width=200,
                                                           elem_id=f"slider-{j + 1}", **states[j]))
+                self.minimap = gr.Image(self._minimap(ex, start, start), label=MINIMAP_LABEL,
+                                        type="pil", format="png", interactive=False, height=280,
+                                        elem_id="explore-minimap", visible=ex.map.available,
+                                        buttons=["fullscreen"])
 
     def wire(self) -> None:
         model, sliders = self.page.model, self.sliders
@@ -68,6 +78,11 @@ class ExploreTab(Tab):
         self.zero_btn.click(self.start_at_zero, [self.basis, model], self.open_outputs(), **PRIVATE)
         self.seed_btn.click(self.start_at_seed, [self.origin_seed, self.basis, model],
                             self.open_outputs(), **PRIVATE)
+        # whenever the exact picture changes (a release, a reset, a new starting point): its
+        # realism and its place on the mini-map
+        self.image.change(self.where_now, [self.basis, self.origin, *sliders, model],
+                          [self.meter, self.minimap], trigger_mode="always_last",
+                          show_progress="hidden", **PRIVATE)
 
     # ---- handlers --------------------------------------------------------------------------
     @friendly
@@ -109,6 +124,24 @@ class ExploreTab(Tab):
         return self.open_at(self.page.explorer(model).zero_latent().tolist(),
                             "the origin (all zeros)", basis, model)
 
+    @friendly
+    def where_now(self, basis, origin, *values_and_model) -> dict:
+        """The realism meter and the mini-map of the code the sliders point at."""
+        *values, model = values_and_model
+        m = self.page.explorer(model)
+        z = m.latent(values, basis, origin)
+        return {self.meter: m.realism(z.tolist()).text(), self.minimap: self._minimap(m, origin, z)}
+
+    @staticmethod
+    def _minimap(m: Explorer, origin, z):
+        """The map's plane of PC1 and PC2 through the starting point, the code marked (or None
+        for a model without a map)."""
+        if not m.map.available or "pca" not in m.bases:
+            return None
+        view = m.map_view("plane", origin)
+        at = latent.coordinates(torch.as_tensor(z, dtype=torch.float32), view.origin, view.directions)
+        return plots.map_picture(view, mark=tuple(at.tolist()), size=plots.MINI_SIZE, legend=False)[0]
+
     # ---- another model ---------------------------------------------------------------------
     def _sliders_for(self, m: Explorer, basis: str) -> dict:
         b = m.basis(basis)
@@ -120,7 +153,7 @@ class ExploreTab(Tab):
 
     def model_outputs(self) -> list:
         return [self.basis, self.basis_info, *self.sliders, self.image, self.origin, self.where,
-                self.track_version]
+                self.track_version, self.meter, self.minimap]
 
     def show(self, m: Explorer, values: dict) -> dict:
         key, seed = next(iter(m.bases)), values.get(self.origin_seed, 0)
@@ -128,4 +161,5 @@ class ExploreTab(Tab):
         return {self.basis: gr.Radio(basis_choices(m), value=key), **self._sliders_for(m, key),
                 self.image: m.decode([], key, z), self.origin: z,
                 self.where: f"Starting point: seed {seed}",
-                self.track_version: live.track_version(m)}
+                self.track_version: live.track_version(m), self.meter: m.realism(z).text(),
+                self.minimap: gr.Image(self._minimap(m, z, z), visible=m.map.available)}
