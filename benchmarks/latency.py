@@ -123,11 +123,14 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-SIXTY_HZ_DRAG = """async ([seconds, hz]) => {
-  // what a mouse at the screen's rate gives: a press, an input event every 1/hz s (against
-  // deadlines, so that late timers do not lower the rate), then a release
+SIXTY_HZ_DRAG = """async ([seconds, hz, reachMs]) => {
+  // what a mouse at the screen's rate gives: it comes to rest on the slider (reachMs), a
+  // press, an input event every 1/hz s (against deadlines, so that late timers do not lower
+  // the rate), then a release
   const el = document.querySelector('#slider-1 input[type=range]');
-  el.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true}));  // the press
+  el.dispatchEvent(new PointerEvent('pointerover', {bubbles: true, pointerType: 'mouse'}));
+  await new Promise(r => setTimeout(r, reachMs));
+  el.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true, pointerType: 'mouse'}));
   const lo = +el.min, hi = +el.max, t0 = performance.now();
   const at = f => { el.value = lo + (hi - lo) * (0.2 + 0.6 * f);
                     el.dispatchEvent(new Event('input', {bubbles: true})); };
@@ -149,17 +152,22 @@ OVERLAY_HIDDEN = ("() => { const o = document.querySelector('#explore-image .vae
 PATHS = {"track": "track", "frames": "frame route only"}
 
 
-def drag(page, seconds: float, driver: str) -> None:
+REACH_MS = 300  # the pointer rests on the slider this long before the press, as a hand does
+
+
+def drag(page, seconds: float, driver: str, reach_ms: float = REACH_MS) -> None:
     """Drag slider 1 back and forth for `seconds` (driver "mouse": Playwright's mouse through
     the DevTools protocol, as fast as it goes; "60hz": input events at 60 per second from the
-    page, like a mouse at screen rate), then release it at 0.63 of the way."""
+    page, like a mouse at screen rate), then release it at 0.63 of the way. Before the press,
+    the pointer rests on the slider for reach_ms (a person reaching for it)."""
     if driver == "60hz":
-        page.evaluate(SIXTY_HZ_DRAG, [seconds, 60])
+        page.evaluate(SIXTY_HZ_DRAG, [seconds, 60, reach_ms])
         return
     track = page.locator("#slider-1 input[type=range]").bounding_box()
     y = track["y"] + track["height"] / 2
     x0, x1 = track["x"] + track["width"] * 0.2, track["x"] + track["width"] * 0.8
     page.mouse.move(x0, y)
+    page.wait_for_timeout(reach_ms)
     page.mouse.down()
     start, k = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:  # sweep back and forth, 40 moves a sweep
@@ -228,7 +236,8 @@ def bench_browser(browser, url: str, seconds: float, ex, origin: list[float], dr
         same = lambda want: all(np.array_equal(px[..., c], want) for c in range(3))  # noqa: E731
         frame_exact = same(np.asarray(ex.decode([float(frames[-1]["values"][0])], "kl", origin, scale=1)))
         exact = exact and (not overlay_visible or same(expect))
-    drag_s = (live["lastRelease"] - t0) / 1000
+    pressed = min((t for t in live["inputs"] if t >= t0), default=t0)  # after the reach
+    drag_s = (live["lastRelease"] - pressed) / 1000
     med = lambda key, part: statistics.median(f[key] - f[part] for f in from_route) \
         if from_route else float("nan")  # noqa: E731
     return {"updates_per_s": len(shown) / drag_s, "fetch_ms": med("got", "sent"),

@@ -199,6 +199,24 @@ def test_grabbing_a_slider_asks_for_its_track_before_it_moves(page):
     assert _asked(page, TRACK_ROUTE) == 1
 
 
+def test_a_mouse_resting_on_a_slider_fetches_its_track_and_one_passing_by_does_not(page):
+    page.get_by_role("tab", name="Explore").click()
+    page.wait_for_timeout(300)
+    box = lambda k: page.locator(f"#slider-{k} input[type=range]").bounding_box()  # noqa: E731
+    for k in (4, 6):  # passing over: shorter than the dwell
+        b = box(k)
+        page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+        page.wait_for_timeout(30)
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(400)
+    assert _asked(page, TRACK_ROUTE) == 0
+    b = box(5)
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)  # resting
+    page.wait_for_function("() => window.vaeganLive.tracks === 1", timeout=15000)
+    asked = [u for u in page.requests if TRACK_ROUTE in u]
+    assert len(asked) == 1 and "slider=5&" in asked[0] and _asked(page, ROUTE) == 0
+
+
 def test_when_the_track_fails_the_frame_route_draws_the_drag(page, explorer_tiny):
     page.route("**/vaegan/track.png?*", lambda route: route.fulfill(status=503, body="busy"))
     page.get_by_role("tab", name="Explore").click()

@@ -18,6 +18,7 @@
   const ROUTE = "/vaegan/decode.png";  // ui/live.py's ROUTE (a test checks they agree)
   const TRACK_ROUTE = "/vaegan/track.png";  // ui/live.py's TRACK_ROUTE (likewise)
   const MAX_TRACKS = 16;  // sprites kept (about 0.4 MB each for 28x28 pictures)
+  const HOVER_MS = 120;  // a mouse resting this long on a slider fetches its track
   const MAX_WAITING = 8;  // frame requests while a track is on its way (then it draws the rest)
   const live = window.vaeganLive = {shown: [], inputs: [], errors: 0, lastInput: 0, lastRelease: 0,
                                     lastHandback: 0, track: true, tracks: 0};
@@ -43,6 +44,14 @@
   }
   document.addEventListener("pointerdown", grab, true);
   document.addEventListener("touchstart", grab, {capture: true, passive: true});
+  // a mouse resting on a slider for HOVER_MS is about to grab it: its track is then here
+  // before the first input (one hover request at a time, none while a drag is on)
+  let hoverTimer = null;
+  document.addEventListener("pointerover", e => {
+    clearTimeout(hoverTimer);
+    if (e.pointerType !== "mouse" || busy || [...tracks.values()].includes(null)) return;
+    hoverTimer = setTimeout(() => grab(e), HOVER_MS);
+  }, true);
   function hide() {  // Gradio drew a new picture underneath: it is the truth again
     live.lastHandback = performance.now();
     if (overlay) overlay.style.display = "none";
@@ -127,6 +136,7 @@
     waiting = 0;
     try {
       const r = await fetch(url);  // the browser may keep it: a versioned URL never changes
+      if (r.status === 429) { tracks.delete(url); return; }  // over this visitor's share: ask again later
       if (!r.ok) throw new Error(`track: HTTP ${r.status}`);
       const layout = layoutOf(r.headers.get("X-Vaegan-Track"));
       if (!layout) throw new Error("track: no layout");
