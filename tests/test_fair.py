@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from conftest import serving
-from ui.fair import PER_CLIENT, REFUSAL, FairShare, trusted_proxies
+from ui.fair import PER_CLIENT, RATE_REFUSAL, REFUSAL, FairShare, trusted_proxies
 from ui.live import ROUTE, TRACK_ROUTE
 from ui.page import create_demo
 
@@ -58,3 +58,28 @@ def test_a_client_over_its_share_gets_429_and_a_sentence_at_once(explorer_tiny, 
             for slot in held:
                 slot.__exit__(None, None, None)
         assert httpx.get(url + route, params=query, timeout=30).status_code == 200
+
+
+def test_a_budget_per_client_bounds_the_rate_and_refills_with_time():
+    now = [0.0]
+    share = FairShare(trusted=frozenset(), rate=10.0, burst=20.0, clock=lambda: now[0])
+    assert all(share.afford("a", 1.0) for _ in range(20))  # the saved-up burst
+    assert not share.afford("a", 1.0) and share.afford("b", 1.0)  # a's budget, not b's
+    now[0] += 0.5  # half a second: 5 units back
+    assert all(share.afford("a", 1.0) for _ in range(5)) and not share.afford("a", 1.0)
+    now[0] += 10.0  # never more than the burst
+    assert share.afford("a", 20.0) and not share.afford("a", 1.0)
+    assert not share.afford("c", 21.0) and share.afford("c", 20.0)  # a refusal takes nothing
+
+
+def test_a_script_asking_as_fast_as_it_can_is_refused_with_the_rate_sentence(explorer_tiny):
+    demo = create_demo(explorer_tiny)
+    with serving(demo, trailing_slash=False) as url:
+        share = demo.vaegan_fair_share
+        share.rate, share.burst = 1.0, 3.0  # (the real budget: see ui/fair.py)
+        with httpx.Client() as http:
+            codes = [http.get(url + ROUTE, params={"values": "0.5"}, timeout=30).status_code
+                     for _ in range(5)]
+            r = http.get(url + TRACK_ROUTE, params={"slider": "1"}, timeout=30)
+        assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+        assert r.status_code == 429 and r.json() == {"error": RATE_REFUSAL}

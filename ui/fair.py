@@ -1,7 +1,13 @@
 """Fair share of the no-queue routes (ui/live.py): they skip Gradio's queue so that frames
-come at screen rate, so nothing else would stop one client from taking every core. At most
-PER_CLIENT requests of one client run at once (a page keeps one frame and one track in
-flight); more are answered 429 with a sentence, at once.
+come at screen rate, so nothing else would stop one client from taking every core. Two
+bounds per client, each answered 429 with a sentence, at once:
+
+- at most PER_CLIENT requests of one client run at once (a page keeps one frame and one
+  track in flight);
+- a budget of RATE units a second (a token bucket holding at most BURST): a frame costs
+  FRAME_COST, a track (121 decodes) TRACK_COST. A page dragging at 60 frames a second on the
+  frame route alone, or asking a track per grab, stays well inside it; a script that asks
+  as fast as the server answers gets about RATE frames a second, about a third of one core.
 
 The client is the peer's address, or, when the peer is a trusted proxy, the address that
 proxy saw: the last entry of X-Forwarded-For (entries before it are whatever the client
@@ -14,12 +20,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from contextlib import contextmanager
 
 PER_CLIENT = 2
+RATE, BURST = 120.0, 240.0  # budget units per second, and the most a client can save up
+FRAME_COST, TRACK_COST = 1.0, 40.0
+CLIENTS_KEPT = 10_000  # buckets remembered (the oldest full ones are forgotten first)
 REFUSAL = (f"Too many pictures at once from one visitor: at most {PER_CLIENT} at a time on this "
            "route; wait for the previous one (the page does this by itself)")
+RATE_REFUSAL = (f"Too many pictures from one visitor: about {RATE:.0f} frames (or "
+                f"{RATE / TRACK_COST:.0f} tracks) a second at most; wait a moment")
 
 
 def trusted_proxies() -> frozenset[str]:
@@ -29,11 +41,25 @@ def trusted_proxies() -> frozenset[str]:
 
 
 class FairShare:
-    def __init__(self, per_client: int = PER_CLIENT, trusted: frozenset[str] | None = None) -> None:
-        self.per_client = per_client
+    def __init__(self, per_client: int = PER_CLIENT, trusted: frozenset[str] | None = None,
+                 rate: float = RATE, burst: float = BURST, clock=time.monotonic) -> None:
+        self.per_client, self.rate, self.burst, self.clock = per_client, rate, burst, clock
         self.trusted = trusted_proxies() if trusted is None else trusted
         self._running: Counter = Counter()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # (tokens, when)
         self._lock = threading.Lock()
+
+    def afford(self, client: str, cost: float) -> bool:
+        """Take `cost` from the client's budget; False (nothing taken) when it has too little."""
+        now = self.clock()
+        with self._lock:
+            tokens, when = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - when) * self.rate)
+            ok = tokens >= cost
+            self._buckets[client] = (tokens - cost if ok else tokens, now)  # newest last
+            while len(self._buckets) > CLIENTS_KEPT:
+                self._buckets.popitem(last=False)
+        return ok
 
     def client(self, peer: str | None, forwarded_for: str | None) -> str:
         """Who asks: the peer, or the address a trusted proxy saw."""

@@ -39,7 +39,6 @@ import hashlib
 import io
 import json
 import weakref
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -49,7 +48,7 @@ from vaegan.explorer import (MAX_TRACK_BYTES, N_SLIDERS, SLIDER_POSITIONS, SLIDE
                              TRACK_COLUMNS, Explorer, checked_number)
 from vaegan.hub import ModelLoadError
 
-from .fair import REFUSAL, FairShare
+from .fair import FRAME_COST, RATE_REFUSAL, REFUSAL, TRACK_COST, FairShare
 from .gradio_fixes import add_get_route
 
 ROUTE = "/vaegan/decode.png"
@@ -156,21 +155,27 @@ def add_routes(blocks, models, share: FairShare | None = None) -> None:
     from fastapi.responses import FileResponse, Response
     share = blocks.vaegan_fair_share = share or FairShare()
 
-    @contextmanager
-    def fairly(request: Request):
-        """Yields None while the request holds one of its client's slots, else a 429 answer."""
+    def fairly(request: Request, cost: float, answer) -> Response:
+        """answer() while the request holds one of its client's slots and the client's budget
+        pays `cost` (given back when the answer is a refusal of bad input), else 429."""
         client = share.client(request.client.host if request.client else None,
                               request.headers.get("x-forwarded-for"))
         with share.slot(client) as ok:
-            refusal = None if ok else _refusal(ValueError(REFUSAL), 429)
+            refusal = None if ok else REFUSAL
+            if refusal is None and not share.afford(client, cost):
+                refusal = RATE_REFUSAL
             if refusal is not None:
-                refusal.headers["Retry-After"] = "1"
-            yield refusal
+                response = _refusal(ValueError(refusal), 429)
+                response.headers["Retry-After"] = "1"
+                return response
+            response = answer()
+            if response.status_code == 400:  # bad input costs (almost) nothing
+                share.afford(client, -cost)
+            return response
 
     def live_decode(request: Request, values: str = "", basis: str = "kl", origin: str = "",
                     model: str = "", scale: str = Query("1")) -> Response:
-        with fairly(request) as refusal:
-            return refusal or decode_answer(values, basis, origin, model, scale)
+        return fairly(request, FRAME_COST, lambda: decode_answer(values, basis, origin, model, scale))
 
     def decode_answer(values, basis, origin, model, scale) -> Response:
         try:
@@ -181,8 +186,7 @@ def add_routes(blocks, models, share: FairShare | None = None) -> None:
 
     def live_track(request: Request, slider: str = "", values: str = "", basis: str = "kl",
                    origin: str = "", model: str = "", v: str = "") -> Response:
-        with fairly(request) as refusal:
-            return refusal or track_answer(slider, values, basis, origin, model, v)
+        return fairly(request, TRACK_COST, lambda: track_answer(slider, values, basis, origin, model, v))
 
     def track_answer(slider, values, basis, origin, model, v) -> Response:
         try:
