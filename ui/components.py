@@ -21,8 +21,44 @@ CSS = """
 .pixelated img { image-rendering: pixelated; }
 .fill img { width: 100%; height: 100%; object-fit: contain; }
 .gradio-container { max-width: 1180px !important; margin: auto; }
-#status { font-size: 0.9em; opacity: 0.85; }
+/* side margins: Gradio's 32px, 12px below 768px (Gradio prefixes rules inside @media with
+   .contain, which .app holds, so this step is written as max/min) */
+.gradio-container .app { padding-left: max(12px, min(32px, (100vw - 767px) * 100)) !important;
+                         padding-right: max(12px, min(32px, (100vw - 767px) * 100)) !important; }
+#status { font-size: 0.9em; opacity: 0.85; min-width: min(240px, 100%) !important; }
 .explain { margin-bottom: 0.2em; }
+/* Phones and narrow windows (issue 17), below the width where Explore's two columns stack:
+   a compact header (at most a third of a 390 x 844 screen), and Explore in the order picture,
+   starting point, directions, sliders, then the rest of the left column (realism line, reset,
+   seed), so that the picture and the first sliders fit in one screen below the tab bar.
+   Hooks are our own elem_ids, but for Gradio's .app (above), the picker's .info-text and the
+   gallery's .grid-container; tests/test_phone.py measures the result. */
+@media (max-width: 767px) {
+  .not-on-phones { display: none; }
+  #status-row { gap: 8px; }
+  #header h1 { font-size: 1.3rem; margin-bottom: 0; }
+  #header p { font-size: 13px; line-height: 1.4; margin-top: 6px; }
+  /* the status line: 3 lines, all of it while touched (a failure's sentence comes first) */
+  #status, #status p { font-size: 12px; line-height: 1.4; }
+  #status p { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3;
+              line-clamp: 3; overflow: hidden; }
+  #status:hover p, #status:active p { -webkit-line-clamp: unset; line-clamp: none; }
+  #status-row > *, #model-picker { flex-grow: 1 !important; }
+  #model-picker .info-text { display: none; }
+  #model-picker > div:has(input) { display: flex; align-items: center; gap: 10px; }
+  #model-picker > div:has(input) > :has(input) { flex-grow: 1; }
+  .explain p, #basis-info p { font-size: 13px; line-height: 1.4; }
+  #explore-image { height: 260px !important; }
+  #basis label { font-size: 13px; padding: 4px 10px; }
+  /* a gallery's columns are at least 100px wide in Gradio: five made every tab 572px wide */
+  .pixelated .grid-container {
+    grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
+  #explore-main { flex-direction: column; align-items: stretch; }
+  #explore-main > #explore-left, #explore-main > #explore-right { display: contents; }
+  #explore-left > * { order: 2; }
+  #explore-left > #explore-image, #explore-left > #origin-label { order: 0; }
+  #explore-right > * { order: 1; }
+}
 """
 
 

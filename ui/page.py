@@ -19,9 +19,9 @@ from .tab import Tab
 from .tabs import TABS
 
 TITLE = "VAE-GAN Latent Explorer"
-INTRO = ("A VAE/GAN (Larsen et al. 2016) squeezes each picture into a short list of numbers, its "
-         "*latent code*, and paints pictures back from such codes. Here you can see what those "
-         "numbers mean.")
+INTRO = ("A VAE/GAN<span class='not-on-phones'> (Larsen et al. 2016)</span> squeezes each "
+         "picture into a short list of numbers, its *latent code*, and paints pictures back "
+         "from such codes. Here you can see what those numbers mean.")  # (phones: ui/components.py)
 
 
 class Page:
@@ -38,8 +38,8 @@ class Page:
     def build(self) -> gr.Blocks:
         ex = self.models.default
         with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
-            gr.Markdown(f"# {TITLE}\n{INTRO}")
-            with gr.Row(equal_height=True):
+            gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="header")
+            with gr.Row(equal_height=True, elem_id="status-row"):  # the list wraps below when narrow
                 self.status = gr.Markdown(ex.status, elem_id="status")
                 self.picker = gr.Dropdown(self.models.specs, value=ex.spec, label="Model", scale=0,
                                           min_width=280, visible=len(self.models.specs) > 1,
