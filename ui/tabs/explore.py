@@ -14,8 +14,7 @@ from ..components import basis_choices, friendly, image, slider_states
 from ..tab import Tab
 
 PRIVATE = {"api_visibility": "private"}
-MINIMAP_LABEL = ("Where the code sits among the test pictures (x): the plane of the first two "
-                 "principal directions through the starting point (+)")
+MINIMAP_LABEL = "Where it sits: x, on the PC1/PC2 plane through the starting point +"
 
 
 class ExploreTab(Tab):
