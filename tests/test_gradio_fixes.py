@@ -71,3 +71,20 @@ def test_the_upload_box_keeps_gradios_checks_and_adds_our_sentence(tmp_path):
     box = upload("Picture")
     with pytest.raises(gr.Error, match=r"That file could not be read as a picture; upload a PNG"):
         box.preprocess(ImageData(path=str(bad), orig_name="notes.png"))
+
+
+def test_a_new_session_no_longer_copies_every_components_config(explorer_tiny):
+    """Fix 4: SessionState.__init__ builds config_values from blocks.blocks (for deep links
+    only) and fills a missing entry lazily when an event changes that component."""
+    from gradio.state_holder import SessionState
+
+    from ui.page import create_demo
+    demo = create_demo(explorer_tiny)  # installs the fixes
+    original = inspect.getsource(gradio_fixes._GRADIOS_SESSION_INIT)
+    assert "config_values" in original and "blocks.blocks" in original and "default_config" in original
+    assert "if key not in self.config_values" in inspect.getsource(SessionState._update_value_in_config)
+    session = SessionState(demo)
+    assert session.config_values == {} and session.blocks_config is not demo.default_config
+    grid = demo.vaegan_page.tabs["sample"].grid
+    session._update_value_in_config(grid._id, "x")  # an event changed it: now it is there
+    assert session.config_values[grid._id]["props"]["value"] == "x"

@@ -17,6 +17,11 @@ DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an h
 # after that is told "queue is full" at once instead of waiting without bound.
 CONCURRENCY = int(os.environ.get("VAEGAN_CONCURRENCY", "2"))
 QUEUE_SIZE = int(os.environ.get("VAEGAN_QUEUE_SIZE", "64"))
+# Gradio keeps each visitor's session (its gr.State values, the components its events changed)
+# until SESSIONS more recently active sessions push it out (Gradio's default: 10,000). A visitor
+# whose session went keeps the page; what it loses is the Sample grid's codes (a click on the
+# grid then asks to sample again) and an unfinished model switch.
+SESSIONS = int(os.environ.get("VAEGAN_SESSIONS", "1000"))
 # A request body other than a file upload (which MAX_FILE_SIZE bounds) is a few hundred bytes
 # of JSON; anything over this is refused (413) before it is read, let alone parsed.
 MAX_BODY = 256 * 1024
@@ -31,7 +36,7 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
     result = blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
                            max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
                            head=live.HEAD, prevent_thread_lock=True, app_kwargs=body_limit(MAX_BODY),
-                           **kw)
+                           state_session_capacity=SESSIONS, **kw)
     page = getattr(blocks, "vaegan_page", None)
     if page is not None:
         live.add_routes(blocks, page.models)

@@ -31,7 +31,9 @@ class SampleTab(Tab):
             with gr.Column(scale=3):
                 self.grid = image("Samples (click one to explore it)", height=660, value=first.image,
                                   elem_id="sample-grid")
-        self.codes = gr.State(first.z.tolist())  # the codes behind the grid
+        # the codes behind the grid; None (a new page, or a session Gradio has let go): the
+        # grid the boxes draw
+        self.codes = gr.State(None)
 
     def wire(self) -> None:
         page, explore = self.page, self.page.tabs["explore"]
@@ -39,8 +41,8 @@ class SampleTab(Tab):
         gr.on([self.button.click, self.seed.submit], self.sample,
               [self.seed, self.temperature, self.count, page.model], [self.grid, self.codes],
               api_name="sample")
-        self.grid.select(self.pick, [self.codes, explore.basis, page.model], explore.open_outputs(),
-                         **PRIVATE)
+        self.grid.select(self.pick, [self.codes, self.seed, self.temperature, self.count,
+                                     explore.basis, page.model], explore.open_outputs(), **PRIVATE)
 
     @friendly
     def sample(self, seed, temperature, count, model):
@@ -50,9 +52,12 @@ class SampleTab(Tab):
         g = self.page.explorer(model).sample(seed, temperature, count)
         return {self.grid: g.image, self.codes: g.z.tolist()}
 
-    def pick(self, codes, basis, model, evt: gr.SelectData) -> dict:
+    @friendly
+    def pick(self, codes, seed, temperature, count, basis, model, evt: gr.SelectData) -> dict:
         """A click on the grid opens that picture's code in Explore (a click between pictures: nothing)."""
-        i = self.page.explorer(model).grid_cell(evt.index[0], evt.index[1], len(codes))
+        m = self.page.explorer(model)
+        codes = codes or m.sample(seed, temperature, count).z.tolist()
+        i = m.grid_cell(evt.index[0], evt.index[1], len(codes))
         if i is None:
             return {}
         return self.page.tabs["explore"].open_at(codes[i], f"sample {i + 1} of the Sample tab",
