@@ -6,6 +6,13 @@ still answers. Exit status 0 only with no failed request and an app that still a
 
     python benchmarks/load.py [--users 32] [--requests 25] [--model weights/fashion-mnist]
 
+Soak (--soak N): N visitors instead, each a new gradio_client session making --requests calls
+(default 8) and leaving, --round of them per round (--users at once); prints the server's RSS
+after every round and passes when nothing failed or was refused and the RSS after the last
+round is within --bar (15%) of the RSS after the first, the bar for thousands of sessions:
+
+    python benchmarks/load.py --soak 2000 --round 100
+
 A "queue is full" refusal is counted apart from failures (the client is told, cleanly).
 Linux only (RSS from /proc). Nothing leaves 127.0.0.1.
 """
@@ -66,18 +73,22 @@ def one_request(client, kind: str, rng: random.Random, picture):
 
 
 def run_users(url: str, users: int, requests: int, picture: Path, downloads: Path,
-              pid: int | None = None) -> dict:
-    """users threads, each with its own gradio_client, each making `requests` calls; with
-    `pid`, that process's RSS after each quarter of the calls (is growth a plateau or a leak?)."""
+              pid: int | None = None, sessions: range | None = None) -> dict:
+    """users threads, each making `requests` calls in each of its sessions: `sessions` (default
+    range(users), one each) shared out among the threads, every session a new gradio_client
+    (a new Gradio session, closed when done: a visitor who leaves); with `pid`, that process's
+    RSS after each quarter of the calls (is growth a plateau or a leak?)."""
     from gradio_client import Client
+    sessions = range(users) if sessions is None else sessions
+    users = min(users, len(sessions))
     latencies: list[float] = []
     failures: list[str] = []
     queue_full: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(users)
-    total, done, quarters = users * requests, [0], []
+    total, done, quarters = len(sessions) * requests, [0], []
 
-    def user(u: int) -> None:
+    def visit(u: int, first: bool) -> None:
         rng = random.Random(u)
         try:
             client = Client(url, verbose=False, download_files=str(downloads / str(u)),
@@ -88,7 +99,7 @@ def run_users(url: str, users: int, requests: int, picture: Path, downloads: Pat
             start.abort()
             return
         try:
-            start.wait(timeout=300)
+            start.wait(timeout=300) if first else None
         except threading.BrokenBarrierError:
             pass
         for r in range(requests):
@@ -106,6 +117,12 @@ def run_users(url: str, users: int, requests: int, picture: Path, downloads: Pat
                 done[0] += 1
                 if pid and done[0] * 4 >= (len(quarters) + 1) * total:
                     quarters.append(rss_mib(pid))
+        client.close()
+        shutil.rmtree(downloads / str(u), ignore_errors=True)
+
+    def user(k: int) -> None:
+        for i, u in enumerate(sessions[k::users]):
+            visit(u, i == 0)
 
     threads = [threading.Thread(target=user, args=(u,), name=f"user {u}") for u in range(users)]
     t0 = time.perf_counter()
@@ -117,17 +134,48 @@ def run_users(url: str, users: int, requests: int, picture: Path, downloads: Pat
             "seconds": time.perf_counter() - t0, "rss_quarters": quarters}
 
 
+def soak(url: str, args, picture: Path, downloads: Path, pid: int) -> dict:
+    """args.soak sessions, args.round at a time (args.users of them at once), as run_users
+    makes them; prints the server's RSS after each round -> run_users' dict for all rounds,
+    with "rss_rounds" in place of the quarters."""
+    total = {"latencies": [], "failures": [], "queue_full": [], "seconds": 0.0, "rss_rounds": []}
+    firsts = range(0, args.soak, args.round)
+    for i, first in enumerate(firsts):
+        sessions = range(first, min(first + args.round, args.soak))
+        r = run_users(url, args.users, args.requests, picture, downloads, sessions=sessions)
+        for key in ("latencies", "failures", "queue_full", "seconds"):
+            total[key] += r[key]
+        rss = rss_mib(pid)
+        total["rss_rounds"].append(rss)
+        print(f"round {i + 1}/{len(firsts)}: sessions {first + 1}-{sessions[-1] + 1} in "
+              f"{r['seconds']:.0f} s   failures {len(r['failures'])}   refusals "
+              f"{len(r['queue_full'])}   server RSS {rss:.0f} MiB "
+              f"({rss / total['rss_rounds'][0]:.3f} x round 1)", flush=True)
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--users", type=int, default=32)
-    p.add_argument("--requests", type=int, default=25, help="requests per user")
+    p.add_argument("--users", type=int, default=32, help="users (sessions) at once")
+    p.add_argument("--requests", type=int, help="requests per user (default 25; 8 with --soak)")
     p.add_argument("--model", default="weights/fashion-mnist", help="weights folder or Hub id")
     p.add_argument("--warmup", type=int, default=2,
                    help="requests per user in a first, unmeasured round with all users (it fills "
                         "the server's thread pools and allocator arenas before RSS is read)")
+    p.add_argument("--soak", type=int, metavar="SESSIONS",
+                   help="soak instead: SESSIONS visitors, each a new gradio_client session making "
+                        "--requests calls and leaving, in rounds of --round; passes when nothing "
+                        "failed and the server's RSS after the last round is within --bar of its "
+                        "RSS after the first")
+    p.add_argument("--round", type=int, default=100, help="sessions per soak round")
+    p.add_argument("--bar", type=float, default=0.15,
+                   help="soak: largest allowed growth of RSS from the first round to the last")
     args = p.parse_args(argv)
+    args.requests = args.requests or (8 if args.soak else 25)
     if not 1 <= args.users <= 256 or not 1 <= args.requests <= 1000:
         p.error("--users must be 1-256 and --requests 1-1000")
+    if args.soak is not None and not 1 <= args.round <= args.soak:
+        p.error("--soak and --round must be positive, --round at most --soak")
 
     from gradio_client import Client
     work = Path(tempfile.mkdtemp(prefix="vaegan-load-"))
@@ -148,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         rss0, disk0 = rss_mib(proc.pid), folder_mib(gradio_tmp, tmp)
         warm = run_users(url, args.users, args.warmup, picture, work / "warm") if args.warmup else None
         rss1 = rss_mib(proc.pid)
-        r = run_users(url, args.users, args.requests, picture, work / "downloads", proc.pid)
+        r = (soak(url, args, picture, work / "downloads", proc.pid) if args.soak else
+             run_users(url, args.users, args.requests, picture, work / "downloads", proc.pid))
         if warm:
             r["failures"] = [f"warm-up: {f}" for f in warm["failures"]] + r["failures"]
         rss2, disk2 = rss_mib(proc.pid), folder_mib(gradio_tmp, tmp)
@@ -161,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(proc)
         log.close()
-    ts, n = r["latencies"], args.users * args.requests
-    print(f"load: {args.users} users x {args.requests} requests on {args.model}, after a warm-up "
-          f"round of {args.users} x {args.warmup} "
+    ts, n = r["latencies"], (args.soak or args.users) * args.requests
+    what = (f"soak: {args.soak} sessions x {args.requests} requests in rounds of {args.round}, "
+            f"{args.users} at once," if args.soak else
+            f"load: {args.users} users x {args.requests} requests")
+    print(f"{what} on {args.model}, after a warm-up round of {args.users} x {args.warmup} "
           f"(app started in {startup:.1f} s; {os.cpu_count()} CPUs)")
     print(f"requests {n}   answered {len(ts)}   failures {len(r['failures'])}   "
           f"queue-full refusals {len(r['queue_full'])}   in {r['seconds']:.1f} s "
@@ -173,8 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     growth = 100 * (rss2 - rss1) / rss1
     print(f"server RSS  before warm-up {rss0:.0f} MiB   after warm-up {rss1:.0f} MiB   end {rss2:.0f} MiB "
           f"({growth:+.1f}% after warm-up)")
-    print("server RSS after each quarter of the requests  "
-          + "   ".join(f"{q:.0f} MiB" for q in r["rss_quarters"]))
+    ok = alive and not r["failures"]
+    if args.soak:
+        ratio = r["rss_rounds"][-1] / r["rss_rounds"][0]
+        ok = ok and not r["queue_full"] and ratio <= 1 + args.bar
+        print(f"server RSS after round 1 {r['rss_rounds'][0]:.0f} MiB   after round "
+              f"{len(r['rss_rounds'])} {r['rss_rounds'][-1]:.0f} MiB   last/first {ratio:.3f} "
+              f"(bar: at most {1 + args.bar:.2f}, no failure or refusal): "
+              f"{'PASS' if ok else 'FAIL'}")
+    else:
+        print("server RSS after each quarter of the requests  "
+              + "   ".join(f"{q:.0f} MiB" for q in r["rss_quarters"]))
     print(f"temp folders (Gradio cache + TMPDIR)  before {disk0:.1f} MiB   after {disk2:.1f} MiB")
     print(f"app still answers afterwards: {'yes' if alive else 'NO'}")
     for line in (r["failures"] + r["queue_full"])[:10]:
@@ -183,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server log: {work / 'server.log'}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    return 0 if alive and not r["failures"] else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -89,3 +89,14 @@ def test_switching_to_a_model_that_cannot_be_had_keeps_the_page_and_says_why(exp
     values = {page.picker: explorer_tiny.spec, page.model: explorer_tiny.spec,
               page.tabs["sample"].seed: None}
     assert page.switch(values)[page.tabs["explore"].where] == "Starting point: seed 0"
+
+
+def test_a_click_on_the_grid_without_its_codes_uses_the_grid_its_boxes_draw(page, explorer_tiny):
+    """A new page, or a session Gradio has let go (ui/server.SESSIONS): the State is None."""
+    sample, explore = page.tabs["sample"], page.tabs["explore"]
+
+    class Click:
+        index = [5, 5]  # the first picture
+    opened = sample.pick(None, 3, 1.0, 9, "kl", None, Click())
+    assert opened[explore.origin] == explorer_tiny.sample(3, 1.0, 9).z[0].tolist()
+    assert sample.pick([[0.0] * 8], 3, 1.0, 1, "kl", None, Click())[explore.origin] == [0.0] * 8
