@@ -96,7 +96,7 @@ def test_a_click_on_the_grid_without_its_codes_uses_the_grid_its_boxes_draw(page
     sample, explore = page.tabs["sample"], page.tabs["explore"]
 
     class Click:
-        index = [5, 5]  # the first picture
+        index = [60, 60]  # inside the first picture
     opened = sample.pick(None, 3, 1.0, 9, "kl", None, Click())
     assert opened[explore.origin] == explorer_tiny.sample(3, 1.0, 9).z[0].tolist()
     assert sample.pick([[0.0] * 8], 3, 1.0, 1, "kl", None, Click())[explore.origin] == [0.0] * 8
