@@ -2,32 +2,20 @@
 dragging a slider changes the picture, and the last picture matches the last slider value."""
 import io
 import json
-import os
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from browser_kit import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from ui.live import ROUTE, TRACK_ROUTE
 from ui.page import create_demo
 from conftest import serving
 from vaegan.explorer import Explorer
 from vaegan.hub import load_model
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
-
-if not CHROMIUM.exists():
-    if os.environ.get("VAEGAN_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"{CHROMIUM} is missing and VAEGAN_REQUIRE_BROWSER=1: "
-                           "apt-get install chromium chromium-driver")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium chromium-driver); "
-                "browser tests skipped", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 
 
 @pytest.fixture(scope="module")

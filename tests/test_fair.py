@@ -83,3 +83,13 @@ def test_a_script_asking_as_fast_as_it_can_is_refused_with_the_rate_sentence(exp
             r = http.get(url + TRACK_ROUTE, params={"slider": "1"}, timeout=30)
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
         assert r.status_code == 429 and r.json() == {"error": RATE_REFUSAL}
+
+
+def test_a_refund_gives_back_what_a_request_took_and_no_more():
+    now = [0.0]
+    share = FairShare(trusted=frozenset(), rate=1.0, burst=10.0, clock=lambda: now[0])
+    assert share.afford("a", 10.0) and not share.afford("a", 1.0)
+    share.refund("a", 4.0)
+    assert share.afford("a", 4.0) and not share.afford("a", 1.0)
+    share.refund("a", 100.0)  # never beyond the burst
+    assert share.afford("a", 10.0) and not share.afford("a", 1.0)

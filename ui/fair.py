@@ -69,6 +69,13 @@ class FairShare:
             return last or peer
         return peer
 
+    def refund(self, client: str, cost: float) -> None:
+        """Give back what afford() took (a request that turned out to cost nothing)."""
+        with self._lock:
+            if client in self._buckets:
+                tokens, when = self._buckets[client]
+                self._buckets[client] = (min(self.burst, tokens + cost), when)
+
     @contextmanager
     def slot(self, client: str):
         """Yields True while the client holds one of its slots, False when it has none left."""

@@ -170,7 +170,7 @@ def add_routes(blocks, models, share: FairShare | None = None) -> None:
                 return response
             response = answer()
             if response.status_code == 400:  # bad input costs (almost) nothing
-                share.afford(client, -cost)
+                share.refund(client, cost)
             return response
 
     def live_decode(request: Request, values: str = "", basis: str = "kl", origin: str = "",

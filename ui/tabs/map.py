@@ -99,13 +99,15 @@ class MapTab(Tab):
         return self._fields[key]
 
     @friendly
-    def draw(self, projection, basis, first, second, shaded, origin, model, mark=None) -> dict:
+    def draw(self, projection, basis, first, second, shaded, origin, model) -> dict:
         m = self.page.explorer(model)
         if not m.map.available:
             return {self.picture: None, self.frame: None,
                     self.note: "⚠️ This model has no map yet: build its explorer assets with "
                                "`python -m vaegan.explorer build WEIGHTS_DIR`."}
-        view = self._view(m, projection, basis, first, second, origin)
+        return self._drawn(m, self._view(m, projection, basis, first, second, origin), shaded)
+
+    def _drawn(self, m: Explorer, view, shaded, mark=None) -> dict:
         field = self._field(m, view, shaded)
         picture, frame = plots.map_picture(view, field, mark)
         note = ("A click on the t-SNE map decodes the mean of the 8 nearest pictures' codes "
@@ -128,9 +130,8 @@ class MapTab(Tab):
         m = self.page.explorer(model)
         view = self._view(m, projection, basis, first, second, origin)
         z = m.map_code(view, *place)
-        shown = self.draw(projection, basis, first, second, shaded, origin, model, mark=place)
         return {self.picked: m.decode([], "kl", z.tolist()), self.meter: m.realism(z).text(),
-                self.code: z.tolist(), self.picture: shown[self.picture]}
+                self.code: z.tolist(), self.picture: self._drawn(m, view, shaded, place)[self.picture]}
 
     def open_in_explore(self, code, basis, model) -> dict:
         if not code:
