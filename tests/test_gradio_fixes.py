@@ -73,18 +73,23 @@ def test_the_upload_box_keeps_gradios_checks_and_adds_our_sentence(tmp_path):
         box.preprocess(ImageData(path=str(bad), orig_name="notes.png"))
 
 
-def test_a_new_session_no_longer_copies_every_components_config(explorer_tiny):
-    """Fix 4: SessionState.__init__ builds config_values from blocks.blocks (for deep links
-    only) and fills a missing entry lazily when an event changes that component."""
+def test_a_session_keeps_no_copies_of_component_configs(explorer_tiny):
+    """Fix 4: SessionState builds config_values from blocks.blocks (for deep links only) and
+    adds or refreshes an entry whenever an event touches a component; here it keeps none."""
+    import gradio.blocks
     from gradio.state_holder import SessionState
 
     from ui.page import create_demo
     demo = create_demo(explorer_tiny)  # installs the fixes
     original = inspect.getsource(gradio_fixes._GRADIOS_SESSION_INIT)
     assert "config_values" in original and "blocks.blocks" in original and "default_config" in original
-    assert "if key not in self.config_values" in inspect.getsource(SessionState._update_value_in_config)
+    calls = inspect.getsource(gradio.blocks.Blocks)
+    assert "state._update_value_in_config(" in calls and "state._update_config(" in calls
     session = SessionState(demo)
     assert session.config_values == {} and session.blocks_config is not demo.default_config
     grid = demo.vaegan_page.tabs["sample"].grid
-    session._update_value_in_config(grid._id, "x")  # an event changed it: now it is there
-    assert session.config_values[grid._id]["props"]["value"] == "x"
+    session._update_value_in_config(grid._id, "x")  # an event changed it: nothing is kept
+    session._update_config(grid._id)
+    session[grid._id] = grid  # a component replaced by an update: its config is not copied
+    assert session.config_values == {} and list(session.components) == []
+    assert session[grid._id] is grid

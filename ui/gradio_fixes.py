@@ -48,7 +48,9 @@ def _save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "
 # Internal: gradio.state_holder.SessionState.__init__(self, blocks) reads blocks.default_config
 # and, for every id in blocks.blocks, builds config_values (a copy of each component's config,
 # kept for /gradio_api/deep_link, i.e. gr.DeepLinkButton, which this app does not use); its
-# _update_value_in_config fills a missing entry when an event changes that component.
+# __setitem__, _update_config and _update_value_in_config (called from Blocks.postprocess_data
+# and preprocess_data on every event) add or refresh an entry for every component an event
+# touches, so without this a session grows by a config copy per touched component.
 class _NoBlocks:
     """What SessionState.__init__ reads of a Blocks, with no component configs to copy."""
 
@@ -60,6 +62,18 @@ def _lean_session_init(self, blocks) -> None:
     """Measured with this page (102 components): 162 KiB and about 20 ms for every new
     visitor's session, kept as long as the session is (benchmarks/load.py, soak)."""
     _GRADIOS_SESSION_INIT(self, _NoBlocks(blocks))
+    self.config_values = _NoConfigValues()
+
+
+class _NoConfigValues(dict):
+    """config_values that keeps nothing: deep links are not used here (see above)."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+def _keep_no_config(self, key, value=None) -> None:
+    """SessionState._update_config / _update_value_in_config: nothing to keep (see above)."""
 
 
 _GRADIOS_SESSION_INIT = state_holder.SessionState.__init__
@@ -69,6 +83,8 @@ def install() -> None:
     """Apply the process-wide fixes (idempotent)."""
     processing_utils.save_pil_to_cache = _save_pil_to_cache
     state_holder.SessionState.__init__ = _lean_session_init
+    state_holder.SessionState._update_config = _keep_no_config
+    state_holder.SessionState._update_value_in_config = _keep_no_config
 
 
 # ---- 2. a component's own check of its input --------------------------------------------------
