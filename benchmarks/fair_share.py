@@ -3,6 +3,7 @@
 scripts hammer the no-queue picture route from one address as fast as it answers.
 
     python benchmarks/fair_share.py [--calls 40] [--abusers 16] [--model weights/fashion-mnist]
+    python benchmarks/load.py --abuse 16     (the same, as a mode of the load benchmark)
 
 Prints the visitor's p50/p95 alone and under abuse, their ratio (bar: at most 1.5), and
 what the abusers got (pictures served and 429 refusals per second). Exit status 0 only when
@@ -48,12 +49,12 @@ def abuse(url: str, stop_at: threading.Event, counts: dict, lock: threading.Lock
                 counts[r.status_code] = counts.get(r.status_code, 0) + 1
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="weights/fashion-mnist")
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--abusers", type=int, default=16)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     log = tempfile.NamedTemporaryFile("w", prefix="fair-app-", suffix=".log", delete=False)
     proc, _ = start_app(args.model, free_port(), log)
     try:

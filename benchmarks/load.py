@@ -13,6 +13,12 @@ round is within --bar (15%) of the RSS after the first, the bar for thousands of
 
     python benchmarks/load.py --soak 2000 --round 100
 
+Abuse (--abuse N): N scripts hammer the no-queue picture route from one address while one
+visitor makes /sample calls; passes when the visitor's p50 is within 1.5x of its p50 alone
+(benchmarks/fair_share.py, which this mode runs):
+
+    python benchmarks/load.py --abuse 16
+
 A "queue is full" refusal is counted apart from failures (the client is told, cleanly).
 Linux only (RSS from /proc). Nothing leaves 127.0.0.1.
 """
@@ -170,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--round", type=int, default=100, help="sessions per soak round")
     p.add_argument("--bar", type=float, default=0.15,
                    help="soak: largest allowed growth of RSS from the first round to the last")
+    p.add_argument("--abuse", type=int, metavar="SCRIPTS",
+                   help="abuse instead: SCRIPTS scripts hammer the picture route from one address "
+                        "while one visitor calls /sample (see benchmarks/fair_share.py)")
     args = p.parse_args(argv)
+    if args.abuse is not None:
+        import fair_share
+        return fair_share.main(["--abusers", str(args.abuse), "--model", args.model])
     args.requests = args.requests or (8 if args.soak else 25)
     if not 1 <= args.users <= 256 or not 1 <= args.requests <= 1000:
         p.error("--users must be 1-256 and --requests 1-1000")

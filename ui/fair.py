@@ -15,9 +15,18 @@ wrote). Trusted proxies: $VAEGAN_TRUSTED_PROXIES, comma-separated addresses or "
 Hugging Face Space (SPACE_ID set) every peer is the Space's proxy, so the default there is "*".
 (Under Gradio, uvicorn has already replaced a peer in $FORWARDED_ALLOW_IPS, default
 127.0.0.1, by the address its X-Forwarded-For names.)
+
+Where: an ASGI middleware (guard) in front of the whole app, so a refusal costs no routing,
+no thread from the pool and no parsing of the query. And a refusal is not answered at once:
+it waits until the client's budget could pay (at most REFUSAL_WAIT s; a held slot: SLOT_WAIT),
+an idle timer in the event loop, so a script that asks again the moment it is told no asks a
+few times a second per connection instead of a thousand (benchmarks/fair_share.py measures
+both). A page never meets either bound: it keeps one frame and one track in flight.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import threading
 import time
@@ -27,6 +36,7 @@ from contextlib import contextmanager
 PER_CLIENT = 2
 RATE, BURST = 120.0, 240.0  # budget units per second, and the most a client can save up
 FRAME_COST, TRACK_COST = 1.0, 40.0
+REFUSAL_WAIT, SLOT_WAIT = 1.0, 0.25  # seconds a refusal waits before it is answered
 CLIENTS_KEPT = 10_000  # buckets remembered (the oldest full ones are forgotten first)
 REFUSAL = (f"Too many pictures at once from one visitor: at most {PER_CLIENT} at a time on this "
            "route; wait for the previous one (the page does this by itself)")
@@ -61,6 +71,14 @@ class FairShare:
                 self._buckets.popitem(last=False)
         return ok
 
+    def wait(self, client: str, cost: float) -> float:
+        """Seconds until the client's budget could pay `cost` (0 when it can now)."""
+        now = self.clock()
+        with self._lock:
+            tokens, when = self._buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - when) * self.rate)
+        return max(0.0, (cost - tokens) / self.rate)
+
     def client(self, peer: str | None, forwarded_for: str | None) -> str:
         """Who asks: the peer, or the address a trusted proxy saw."""
         peer = peer or "unknown"
@@ -91,3 +109,36 @@ class FairShare:
                     self._running[client] -= 1
                     if not self._running[client]:
                         del self._running[client]
+
+
+def guard(app, share: FairShare, costs: dict[str, float]):
+    """ASGI middleware: a GET of a path in `costs` runs while its client holds a slot and its
+    budget pays the path's cost (given back when the answer is 400: bad input costs almost
+    nothing); otherwise, after a wait (see above), 429 with Retry-After and a sentence."""
+    async def middleware(scope, receive, send):
+        cost = costs.get(scope["path"]) if scope["type"] == "http" else None
+        if cost is None:
+            return await app(scope, receive, send)
+        forwarded = dict(scope["headers"]).get(b"x-forwarded-for")
+        client = share.client(scope["client"][0] if scope.get("client") else None,
+                              forwarded.decode("latin-1") if forwarded else None)
+        with share.slot(client) as ok:
+            if ok and share.afford(client, cost):
+                status = []
+
+                async def watched(message):
+                    if message["type"] == "http.response.start":
+                        status.append(message["status"])
+                    await send(message)
+                await app(scope, receive, watched)
+                if status == [400]:
+                    share.refund(client, cost)
+                return
+        wait = SLOT_WAIT if not ok else min(REFUSAL_WAIT, share.wait(client, cost))
+        await asyncio.sleep(wait)
+        body = json.dumps({"error": REFUSAL if not ok else RATE_REFUSAL}).encode()
+        await send({"type": "http.response.start", "status": 429,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    return middleware

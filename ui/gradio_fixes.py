@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gradio as gr
 from gradio import processing_utils, state_holder
-from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
 GRADIO_VERSION = "6.31.0"  # what every fix below was written and tested against
@@ -144,11 +143,6 @@ def limit_body(app, max_bytes: int):
             return await app(scope, bounded, send)
         return await app(scope, receive, send)
     return middleware
-
-
-def body_limit(max_bytes: int) -> dict:
-    """launch()'s app_kwargs for limit_body."""
-    return {"middleware": [Middleware(limit_body, max_bytes=max_bytes)]}
 
 
 # Internal: Blocks.server_app, the FastAPI app that launch() creates (set during launch).

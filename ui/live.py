@@ -42,13 +42,12 @@ import weakref
 from pathlib import Path
 
 import torch
-from fastapi import Request  # (module level: FastAPI reads the routes' annotations from here)
 
 from vaegan.explorer import (MAX_TRACK_BYTES, N_SLIDERS, SLIDER_POSITIONS, SLIDER_STEP,
                              TRACK_COLUMNS, Explorer, checked_number)
 from vaegan.hub import ModelLoadError
 
-from .fair import FRAME_COST, RATE_REFUSAL, REFUSAL, TRACK_COST, FairShare
+from .fair import FRAME_COST, TRACK_COST
 from .gradio_fixes import add_get_route
 
 ROUTE = "/vaegan/decode.png"
@@ -57,6 +56,7 @@ TRACK_HEADER = "X-Vaegan-Track"  # the sprite's layout
 TRACK_CACHE = "private, max-age=86400, immutable"  # a versioned track URL never changes
 SCRIPT = Path(__file__).with_name("live.js")
 SCRIPT_ROUTE = "/vaegan/live.js"
+COSTS = {ROUTE: FRAME_COST, TRACK_ROUTE: TRACK_COST}  # what ui/fair.guard charges a client
 _VERSION = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:12]  # a new file, a new URL
 # relative to the page, so that it also works under a path prefix (a proxy's root_path)
 HEAD = f'<script src="{SCRIPT_ROUTE.lstrip("/")}?v={_VERSION}"></script>'
@@ -148,47 +148,22 @@ def _refusal(error: Exception, status: int = 400):
                     media_type="application/json")
 
 
-def add_routes(blocks, models, share: FairShare | None = None) -> None:
-    """Serve ROUTE and TRACK_ROUTE (for these Models, each client's fair share at a time) and
-    the page script on a launched Gradio app."""
+def add_routes(blocks, models) -> None:
+    """Serve ROUTE and TRACK_ROUTE (for these Models) and the page script on a launched
+    Gradio app. (Each client's fair share of them: ui/fair.guard, in front of the app.)"""
     from fastapi import Query
     from fastapi.responses import FileResponse, Response
-    share = blocks.vaegan_fair_share = share or FairShare()
 
-    def fairly(request: Request, cost: float, answer) -> Response:
-        """answer() while the request holds one of its client's slots and the client's budget
-        pays `cost` (given back when the answer is a refusal of bad input), else 429."""
-        client = share.client(request.client.host if request.client else None,
-                              request.headers.get("x-forwarded-for"))
-        with share.slot(client) as ok:
-            refusal = None if ok else REFUSAL
-            if refusal is None and not share.afford(client, cost):
-                refusal = RATE_REFUSAL
-            if refusal is not None:
-                response = _refusal(ValueError(refusal), 429)
-                response.headers["Retry-After"] = "1"
-                return response
-            response = answer()
-            if response.status_code == 400:  # bad input costs (almost) nothing
-                share.refund(client, cost)
-            return response
-
-    def live_decode(request: Request, values: str = "", basis: str = "kl", origin: str = "",
-                    model: str = "", scale: str = Query("1")) -> Response:
-        return fairly(request, FRAME_COST, lambda: decode_answer(values, basis, origin, model, scale))
-
-    def decode_answer(values, basis, origin, model, scale) -> Response:
+    def live_decode(values: str = "", basis: str = "kl", origin: str = "", model: str = "",
+                    scale: str = Query("1")) -> Response:
         try:
             png = decode_png(models.get(model or None, 0.0), values, basis, origin, scale)
         except (ValueError, ModelLoadError) as e:
             return _refusal(e)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    def live_track(request: Request, slider: str = "", values: str = "", basis: str = "kl",
-                   origin: str = "", model: str = "", v: str = "") -> Response:
-        return fairly(request, TRACK_COST, lambda: track_answer(slider, values, basis, origin, model, v))
-
-    def track_answer(slider, values, basis, origin, model, v) -> Response:
+    def live_track(slider: str = "", values: str = "", basis: str = "kl", origin: str = "",
+                   model: str = "", v: str = "") -> Response:
         try:
             ex = models.get(model or None, 0.0)
             if v and v != track_version(ex):

@@ -6,9 +6,12 @@ import os
 
 import gradio as gr
 
+from starlette.middleware import Middleware
+
 from . import live
 from .components import CSS, THEME, name_the_arguments
-from .gradio_fixes import body_limit, public_parameter_names
+from .fair import FairShare, guard
+from .gradio_fixes import limit_body, public_parameter_names
 
 MAX_FILE_SIZE = "10mb"
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an hour
@@ -31,11 +34,14 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
     """Launch a create_demo() app on host:port; blocks unless prevent_thread_lock=True.
     Raises OSError when the port is taken."""
     block = not kw.pop("prevent_thread_lock", False)
+    share = blocks.vaegan_fair_share = FairShare()
+    middleware = [Middleware(limit_body, max_bytes=MAX_BODY),
+                  Middleware(guard, share=share, costs=live.COSTS)]
     blocks.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     name_the_arguments(blocks, public_parameter_names(blocks))
     result = blocks.launch(server_name=host, server_port=port, theme=THEME, css=CSS, ssr_mode=False,
                            max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
-                           head=live.HEAD, prevent_thread_lock=True, app_kwargs=body_limit(MAX_BODY),
+                           head=live.HEAD, prevent_thread_lock=True, app_kwargs={"middleware": middleware},
                            state_session_capacity=SESSIONS, **kw)
     page = getattr(blocks, "vaegan_page", None)
     if page is not None:
