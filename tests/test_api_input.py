@@ -46,7 +46,7 @@ SEED_ONLY = ("Seed", 1, None, "Seed", 2, None)  # interpolate's endpoints A and 
     ("/sample", (0, 1.0, 0), {}, r"^Count must be a whole number between 1 and 64, got 0$"),
     ("/sample", (0, 1.0, 2.5), {}, r"^Count must be a whole number between 1 and 64, got 2\.5$"),
     ("/sample", (0, 1.0, 4, "org/unlisted"), {}, r"^Model must be one of \[.*\], got 'org/unlisted'$"),
-    ("/decode", ("nope", None), {}, r"^Basis must be one of \['kl', 'pca', 'class'\], got 'nope'$"),
+    ("/decode", ("nope", None), {}, r"^Basis must be one of \['kl', 'pca', 'class', 'yours'\], got 'nope'$"),
     ("/decode", ("kl", None), {"slider_1": 4.0}, r"^Slider_1 must be a number between -3 and 3, got 4\.0$"),
     ("/decode", ("kl", None), {"slider_12": -1e308}, r"^Slider_12 must be a number between -3 and 3"),
     ("/decode", ("kl", None), {"model": "../../etc"}, r"^Model must be one of .*got '\.\./\.\./etc'$"),
@@ -94,14 +94,15 @@ def _raw_call(url: str, api_name: str, body: str) -> tuple[str, str]:
     ("sample", "[0, NaN, 4]", "Temperature must be a number between 0 and 2, got nan"),
     ("sample", "[0, -Infinity, 4]", "Temperature must be a number between 0 and 2, got -inf"),
     ("sample", "[0, 1.0, NaN]", "Count must be a whole number between 1 and 64, got nan"),
-    ("decode", '["kl", null, NaN' + ", 0" * (N_SLIDERS - 1) + "]", "Slider_1 must be a number between -3 and 3, got nan"),
-    ("decode", '["kl", [NaN, 0, 0, 0, 0, 0, 0, 0]' + ", 0" * N_SLIDERS + "]",
+    ("decode", '["kl", null, NaN' + ", 0" * (N_SLIDERS - 1) + ", null]", "Slider_1 must be a number between -3 and 3, got nan"),
+    ("decode", '["kl", [NaN, 0, 0, 0, 0, 0, 0, 0]' + ", 0" * N_SLIDERS + ", null]",
      "Origin values must be finite and between -100 and 100"),
-    ("decode", '["kl", [Infinity, 0, 0, 0, 0, 0, 0, 0]' + ", 0" * N_SLIDERS + "]", "Origin values must be finite"),
+    ("decode", '["kl", [Infinity, 0, 0, 0, 0, 0, 0, 0]' + ", 0" * N_SLIDERS + ", null]", "Origin values must be finite"),
     ("interpolate", '["Seed", 1, null, "Seed", 2, null, Infinity, "slerp"]',
      "Steps must be a whole number between 2 and 64, got inf"),
 ])
 def test_nan_and_infinity_sent_as_raw_json_get_a_sentence(served, api_name, data, message):
+    # (decode's last-but-one, directions, is null in `data`)
     event, payload = _raw_call(served[1], api_name, '{"data": %s, null]}' % data[:-1])  # model: default
     assert event == "error", payload
     assert json.loads(payload) == message or message in payload, payload
@@ -148,7 +149,7 @@ def test_the_ui_path_checks_the_same_way(served, explorer_tiny):
         seed.preprocess(float("-inf"))
     assert count.preprocess(64) == 64 and temperature.preprocess(0.5) == 0.5
     basis = decode.inputs[0]
-    with pytest.raises(gr.Error, match=r"Basis must be one of \['kl', 'pca', 'class'\], got 'up'"):
+    with pytest.raises(gr.Error, match=r"Basis must be one of \['kl', 'pca', 'class', 'yours'\], got 'up'"):
         basis.preprocess("up")
     steps = interpolate.inputs[6]
     with pytest.raises(gr.Error, match=r"Steps must be a whole number between 2 and 64, got 65"):

@@ -12,7 +12,8 @@ from ui.page import create_demo
 from vaegan.explorer import N_SLIDERS
 from conftest import serving
 
-PUBLIC = {"/sample", "/decode", "/reconstruct", "/interpolate", "/atlas", "/realism", "/compare"}
+PUBLIC = {"/sample", "/decode", "/reconstruct", "/interpolate", "/atlas", "/realism", "/compare",
+          "/direction"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def test_api_lists_exactly_the_public_endpoints(client, explorer_tiny):
     assert not info["unnamed_endpoints"]
     decode = info["named_endpoints"]["/decode"]
     names = [p["parameter_name"] for p in decode["parameters"]]
-    assert names == ["basis", "origin"] + [f"slider_{i + 1}" for i in range(N_SLIDERS)] + ["model"]
+    assert names == (["basis", "origin"] + [f"slider_{i + 1}" for i in range(N_SLIDERS)]
+                     + ["directions", "model"])
     # every public endpoint takes the model last, optional, defaulting to the app's default model
     for name in PUBLIC:
         last = info["named_endpoints"][name]["parameters"][-1]

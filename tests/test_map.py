@@ -214,11 +214,11 @@ def test_each_interpolation_frame_gets_its_realism(explorer_tiny):
 def test_explore_shows_the_realism_and_the_place_of_the_code_the_sliders_point_at(explorer_tiny):
     tab = create_demo(explorer_tiny).vaegan_page.tabs["explore"]
     origin = explorer_tiny.seed_latent(5).tolist()
-    still = tab.where_now("pca", origin, *[0.0] * 12, None)
-    moved = tab.where_now("pca", origin, 2.0, -1.0, *[0.0] * 10, None)
+    still = tab.where_now("pca", origin, [], *[0.0] * 12, None)
+    moved = tab.where_now("pca", origin, [], 2.0, -1.0, *[0.0] * 10, None)
     z = explorer_tiny.latent([2.0, -1.0], "pca", origin)
     assert moved[tab.meter] == explorer_tiny.realism(z.tolist()).text()
     assert moved[tab.meter] != still[tab.meter]
     assert not np.array_equal(np.asarray(moved[tab.minimap]), np.asarray(still[tab.minimap]))
     with pytest.raises(gr.Error, match=r"Values\[0\] must be a number between -3 and 3"):
-        tab.where_now("pca", origin, 9.0, *[0.0] * 11, None)
+        tab.where_now("pca", origin, [], 9.0, *[0.0] * 11, None)

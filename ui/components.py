@@ -3,7 +3,9 @@ sentences, the error wording, and the slider states of a basis."""
 from __future__ import annotations
 
 import functools
+import json
 import math
+from pathlib import Path
 
 import gradio as gr
 from PIL import Image
@@ -100,11 +102,60 @@ def _unreadable(payload, error, value):
 
 def upload(label: str, **kw) -> gr.Image:
     """An image input whose unreadable uploads (not a picture, truncated, too large) get a
-    clear gr.Error instead of an anonymous server error."""
-    box = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"],
+    clear gr.Error instead of an anonymous server error. Sources: a file, the clipboard, or
+    the camera (the browser asks first; only on https or localhost)."""
+    box = gr.Image(label=label, type="pil", image_mode=None,
+                   sources=["upload", "clipboard", "webcam"],
                    format="png", height=300, elem_classes=["pixelated", "fill"], **kw)
     check_input(box, _unreadable)
     return box
+
+
+SKETCH_SIDE = 280  # the drawing canvas, in pixels (10x a 28x28 picture)
+SKETCH_MARGIN = 0.08  # of the strokes' larger side, kept around them when a drawing is cropped
+
+
+def sketchpad(label: str, **kw) -> gr.Sketchpad:
+    """A drawing canvas: light strokes on a dark ground, as the Fashion-MNIST pictures are.
+    Read it with drawing()."""
+    ground = Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "black")
+    return gr.Sketchpad(ground, label=label, type="pil", image_mode="RGB",
+                        canvas_size=(SKETCH_SIDE, SKETCH_SIDE), fixed_canvas=True, layers=False,
+                        brush=gr.Brush(default_size=18, colors=["#ffffff", "#b0b0b0", "#606060"],
+                                       default_color="#ffffff", color_mode="defaults"),
+                        height=320, transforms=(), format="png", **kw)
+
+
+def drawing(value) -> Image.Image:
+    """A sketchpad's value -> the drawn picture, cropped to its strokes (with a margin) so that
+    the garment fills the frame as in the training pictures; then it goes the way of an upload
+    (vaegan.data.to_tensor). ValueError when nothing is drawn."""
+    composite = value.get("composite") if isinstance(value, dict) else value
+    if composite is None:
+        raise ValueError("nothing is drawn yet: draw a garment in light strokes on the dark canvas")
+    im = composite.convert("RGB")
+    box = im.convert("L").point(lambda v: 255 if v > 24 else 0).getbbox()
+    if box is None:
+        raise ValueError("the canvas is empty: draw a garment in light strokes on the dark canvas")
+    side = max(box[2] - box[0], box[3] - box[1])
+    pad = max(2, round(side * SKETCH_MARGIN))
+    return im.crop((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad))
+
+
+def read_json_file(file, fmt: str, what: str, max_bytes: int) -> dict:
+    """An uploaded JSON file of this app (a dict whose "format" is fmt), else ValueError with
+    one sentence (too large, not JSON, not ours). what: e.g. "directions file"."""
+    path = Path(file if isinstance(file, (str, Path)) else getattr(file, "name", ""))
+    try:
+        if path.stat().st_size > max_bytes:
+            raise ValueError(f"that file is larger than {max_bytes // 1024} KiB; a {what} of "
+                             "this app is a few KiB")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ValueError(f'that file is not a {what} of this app (JSON with "format": "{fmt}")')
+    return data
 
 
 def name_the_arguments(blocks: gr.Blocks, names: dict[int, str]) -> None:

@@ -151,7 +151,11 @@
     if (latest && latest.track === url && drawTrack(tracks.get(url), latest) && pending === latest) pending = null;
   }
   const rootUrl = () => ((window.gradio_config && window.gradio_config.root) || location.origin).replace(/\/$/, "");
-  const fieldsOf = c => ({basis: c.basis || "", origin: (c.origin || []).join(","), model: c.model || ""});
+  const fieldsOf = c => {  // the visitor's own directions ("yours") travel in the URL: dirs
+    const f = {basis: c.basis || "", origin: (c.origin || []).join(","), model: c.model || ""};
+    if (c.basis === "yours") f.dirs = (c.mine || []).map(d => (d.vector || d).join(",")).join(";");
+    return f;
+  };
   function trackUrl(c, k) {  // slider k's track in state c; one URL for the whole drag
     if (!live.track || !c.version || !(k >= 1 && k <= c.values.length)) return null;
     const others = c.values.slice();
@@ -160,11 +164,11 @@
       {slider: k, values: others.join(","), ...fieldsOf(c), v: c.version});
   }
   // the page's state, from Gradio: at load and on every change (ui/live.py's CONTEXT_JS)
-  live.context = (basis, origin, model, version, values) => {
-    context = {basis, origin, model, version, values};
+  live.context = (basis, origin, model, version, values, mine) => {
+    context = {basis, origin, model, version, values, mine};
   };
-  live.request = (basis, origin, model, version, values) => {  // a slider moved (SLIDER_JS)
-    live.context(basis, origin, model, version, values);
+  live.request = (basis, origin, model, version, values, mine) => {  // a slider moved (SLIDER_JS)
+    live.context(basis, origin, model, version, values, mine);
     const q = new URLSearchParams({values: values.join(","), ...fieldsOf(context)});
     const req = {url: rootUrl() + ROUTE + "?" + q, input: live.lastInput || performance.now(), values, seq: ++seq};
     req.track = grabbed && trackUrl(context, grabbed.slider);

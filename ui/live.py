@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from vaegan.explorer import (MAX_TRACK_BYTES, N_SLIDERS, SLIDER_POSITIONS, SLIDER_STEP,
-                             TRACK_COLUMNS, Explorer, checked_number)
+                             TRACK_COLUMNS, YOURS, Explorer, checked_number)
 from vaegan.hub import ModelLoadError
 
 from .fair import FRAME_COST, TRACK_COST
@@ -60,9 +60,10 @@ COSTS = {ROUTE: FRAME_COST, TRACK_ROUTE: TRACK_COST}  # what ui/fair.guard charg
 _VERSION = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:12]  # a new file, a new URL
 # relative to the page, so that it also works under a path prefix (a proxy's root_path)
 HEAD = f'<script src="{SCRIPT_ROUTE.lstrip("/")}?v={_VERSION}"></script>'
-# the js= of each slider's .input event: inputs are (basis, origin, model, version, *sliders)
-SLIDER_JS = ("(basis, origin, model, version, ...values) => { window.vaeganLive && "
-             "window.vaeganLive.request(basis, origin, model, version, values); }")
+# the js= of each slider's .input event: inputs are (basis, origin, model, version, the
+# visitor's own directions, *sliders)
+SLIDER_JS = ("(basis, origin, model, version, mine, ...values) => { window.vaeganLive && "
+             "window.vaeganLive.request(basis, origin, model, version, values, mine); }")
 # the js= of an event at load and on every change of those inputs: the page script then knows
 # the state when a slider is grabbed, before its first input event
 CONTEXT_JS = SLIDER_JS.replace(".request(", ".context(")
@@ -100,17 +101,31 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
+def _basis(ex: Explorer, basis: str, dirs: str | None):
+    """basis, or for "yours" the directions in `dirs` ("v1,v2,...;w1,w2,...": one list of
+    latent_dim numbers per direction, at most N_SLIDERS)."""
+    if basis != YOURS:
+        return basis
+    parts = (dirs or "").split(";") if dirs else []
+    if not 1 <= len(parts) <= N_SLIDERS:
+        raise ValueError(f"dirs must hold 1 to {N_SLIDERS} directions separated by ';' for basis "
+                         f"{YOURS!r}, got {len(parts)}")
+    return ex.custom_basis([_numbers(p, f"dirs[{i}]") for i, p in enumerate(parts)])
+
+
 def decode_png(ex: Explorer, values: str | None, basis: str, origin: str | None,
-               scale: str | int = 1) -> bytes:
+               scale: str | int = 1, dirs: str | None = None) -> bytes:
     """The route's work without HTTP: query strings -> PNG bytes (ValueError on bad input)."""
     s = checked_number(scale, "scale", 1, MAX_SCALE, integer=True)
-    return _png(ex.decode(_values(values), basis, _numbers(origin, "origin"), scale=s))
+    return _png(ex.decode(_values(values), _basis(ex, basis, dirs), _numbers(origin, "origin"),
+                          scale=s))
 
 
 def track_png(ex: Explorer, slider: str | int, values: str | None, basis: str,
-              origin: str | None) -> bytes:
+              origin: str | None, dirs: str | None = None) -> bytes:
     """TRACK_ROUTE's work without HTTP: query strings -> the sprite's PNG bytes."""
-    return _png(ex.track(_values(values), slider, basis, _numbers(origin, "origin")))
+    return _png(ex.track(_values(values), slider, _basis(ex, basis, dirs),
+                         _numbers(origin, "origin")))
 
 
 def track_layout(ex: Explorer) -> str:
@@ -155,22 +170,22 @@ def add_routes(blocks, models) -> None:
     from fastapi.responses import FileResponse, Response
 
     def live_decode(values: str = "", basis: str = "kl", origin: str = "", model: str = "",
-                    scale: str = Query("1")) -> Response:
+                    scale: str = Query("1"), dirs: str = "") -> Response:
         try:
-            png = decode_png(models.get(model or None, 0.0), values, basis, origin, scale)
+            png = decode_png(models.get(model or None, 0.0), values, basis, origin, scale, dirs)
         except (ValueError, ModelLoadError) as e:
             return _refusal(e)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     def live_track(slider: str = "", values: str = "", basis: str = "kl", origin: str = "",
-                   model: str = "", v: str = "") -> Response:
+                   model: str = "", v: str = "", dirs: str = "") -> Response:
         try:
             ex = models.get(model or None, 0.0)
             if v and v != track_version(ex):
                 return _refusal(ValueError(
                     f"v: the model {ex.spec!r} changed since this page was loaded (version "
                     f"{track_version(ex) or 'none'}, not {v[:40]!r}); reload the page"), 409)
-            png = track_png(ex, slider, values, basis, origin)
+            png = track_png(ex, slider, values, basis, origin, dirs)
         except (ValueError, ModelLoadError) as e:
             return _refusal(e)
         return Response(png, media_type="image/png",

@@ -12,6 +12,7 @@ import gradio as gr
 from vaegan.explorer import Explorer
 from vaegan.hub import ModelLoadError
 
+from . import links
 from .gradio_fixes import install
 from .models import LOAD_WAIT_S, Models
 from .server import DELETE_CACHE
@@ -46,6 +47,7 @@ class Page:
                                           elem_id="model-picker",
                                           info="A Hub model may take a moment the first time")
             self.model = gr.Textbox(ex.spec, visible=False, label="Model")  # what this page shows
+            self.link = gr.Textbox("", visible=False)  # the page's query string (ui/links.py)
             with gr.Tabs(selected=next(iter(self.tabs))) as self.tab_box:
                 for tab in self.tabs.values():
                     with gr.Tab(tab.title, id=tab.id, elem_id=f"tab-{tab.id}") as tab.box:
@@ -67,7 +69,14 @@ class Page:
         self.picker.input(self.switch, inputs, outputs, show_progress_on=[self.status, self.picker],
                           **private)
         if self.models.preferred:  # a Hub --model: each new page opens on it once it has loaded
-            demo.load(self.open_preferred, inputs, outputs, show_progress="hidden", **private)
+            demo.load(self.open_preferred, inputs | {self.link}, outputs, show_progress="hidden",
+                      **private)
+        # a link: the page's query string, read in the browser (no request when there is none),
+        # then opened by the server
+        demo.load(None, None, self.link, js=links.READ_JS, **private)
+        link_outputs = list(dict.fromkeys(
+            [*outputs, *(c for t in self.tabs.values() for c in t.link_outputs())]))
+        self.link.change(self.open_link, inputs | {self.link}, link_outputs, **private)
 
     def show(self, m: Explorer, values: dict) -> dict:
         """Every model-dependent output for a page that now shows m."""
@@ -92,7 +101,26 @@ class Page:
             return self.show(new, {})
 
     def open_preferred(self, values: dict) -> dict:
+        if values.get(self.link):  # a link names its own model
+            return {}
         return self.switch(values, self.models.preferred, timeout=0)
+
+    def open_link(self, values: dict) -> dict:
+        """Show the view a link holds (ui/links.py), switching models if it names another; a
+        link that cannot be opened leaves the page as it is and says why, in one sentence."""
+        try:
+            link = links.read(values.get(self.link), self.models.specs,
+                              lambda spec: self.models.get(spec, LOAD_WAIT_S))
+            if link is None:
+                return {}
+            m = self.models.get(link.model, LOAD_WAIT_S)
+            out = self.show(m, values) if link.model != values.get(self.model) else {}
+            return {**out, **self.tabs[link.tab].open_link(m, link)}
+        except (ValueError, ModelLoadError) as e:
+            message = str(e).rstrip(".")
+            gr.Warning(f"This link could not be opened: {message}. Here is the usual first view "
+                       "instead.", duration=None)
+            return {}
 
 
 def create_demo(models: Models | Explorer) -> gr.Blocks:

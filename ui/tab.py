@@ -36,6 +36,15 @@ class Tab:
         """Everything show() may return."""
         return []
 
+    def link_outputs(self) -> list[gr.components.Component]:
+        """Everything open_link() may return."""
+        return []
+
+    def open_link(self, m: Explorer, link) -> dict:
+        """{component: value} that shows a ui/links.Link made on this tab (model m, already
+        shown). May raise ValueError."""
+        return {}
+
     def show(self, m: Explorer, values: dict) -> dict:
         """{component: value} for a page that now shows model m; values holds model_inputs()'s
         values, or nothing (then: the defaults). May raise ValueError for bad values."""

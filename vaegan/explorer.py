@@ -40,6 +40,9 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_COUNT = 64
 STEPS_RANGE = (2, 64)
 MAX_SEED = 2**32 - 1
+YOURS = "yours"  # the key of a visitor's own basis (Explorer.custom_basis)
+MAX_NAME = 60  # characters of a direction's name
+MAX_GROUP = 64  # pictures on one side of a direction
 ORIGIN_LIMIT = 100.0  # |z_i| accepted as a starting point
 DISPLAY_PX = 336  # single images are upscaled (nearest neighbour) to about this size
 GRID_PX = 640  # sample grids and frame sheets: upscaled by the largest integer that fits
@@ -221,7 +224,52 @@ class Explorer:
                                    "(Larsen et al.); one step adds one such difference.")
         return bases
 
-    def basis(self, name: str) -> Basis:
+    def custom_basis(self, directions) -> Basis:
+        """The "yours" basis: a visitor's own directions, a list of at most N_SLIDERS items,
+        each a vector of latent_dim numbers or {"name": ..., "vector": [...]} (as
+        direction() makes them); one step adds the vector once."""
+        if not isinstance(directions, (list, tuple)) or not 1 <= len(directions) <= N_SLIDERS:
+            raise ValueError(f"directions must be a list of 1 to {N_SLIDERS} directions, got "
+                             f"{len(directions) if isinstance(directions, (list, tuple)) else type(directions).__name__}")
+        vectors, names = [], []
+        for i, d in enumerate(directions):
+            name, vector = (d.get("name"), d.get("vector")) if isinstance(d, dict) else (None, d)
+            vectors.append(self.origin(vector, f"directions[{i}]"))
+            names.append(str(name)[:MAX_NAME] if name else f"direction {i + 1}")
+        return Basis(YOURS, "Yours", torch.stack(vectors, 1), tuple(names),
+                     "Directions you made: the mean code of your first group minus the mean "
+                     "code of your second; one step adds that difference once.")
+
+    def direction(self, these, those, name: str = "") -> dict:
+        """A direction from two groups of pictures (each a list of 1 to MAX_GROUP pictures, as
+        reconstruct takes them): the mean code of `these` minus the mean code of `those` (the
+        encoder's posterior means; Larsen et al.'s attribute vectors) -> {"name", "model",
+        "vector", "norm", "these", "those"}."""
+        groups = []
+        for group, label in ((these, "these"), (those, "those")):
+            if not isinstance(group, (list, tuple)) or not 1 <= len(group) <= MAX_GROUP:
+                n = len(group) if isinstance(group, (list, tuple)) else 0
+                raise ValueError(f"{label} must hold 1 to {MAX_GROUP} pictures, got {n}: a "
+                                 "direction needs at least one picture on each side")
+            groups.append(torch.stack([self.encode(_picture(p, f"{label}[{i}]"))
+                                       for i, p in enumerate(group)]))
+        return self.direction_from_codes(groups[0], groups[1], name)
+
+    def direction_from_codes(self, these, those, name: str = "") -> dict:
+        """As direction(), from two groups of codes ((n, Z) each, n >= 1)."""
+        a, b = (torch.as_tensor(g, dtype=torch.float32).reshape(-1, self.config.latent_dim)
+                for g in (these, those))
+        if not len(a) or not len(b):
+            raise ValueError("a direction needs at least one picture on each side: these has "
+                             f"{len(a)}, those has {len(b)}")
+        v = a.mean(0) - b.mean(0)
+        name = " ".join(str(name or "").split())[:MAX_NAME] or "my direction"
+        return {"name": name, "model": self.spec, "vector": v.tolist(),
+                "norm": float(v.norm()), "these": len(a), "those": len(b)}
+
+    def basis(self, name) -> Basis:
+        if isinstance(name, Basis):
+            return name
         if name not in self.bases:
             raise ValueError(f"basis must be one of {sorted(self.bases)}, got {name!r}")
         return self.bases[name]
@@ -301,7 +349,7 @@ class Explorer:
         k = b.matrix.shape[1]
         vals = [checked_number(v, f"values[{i}]", -SLIDER_LIMIT, SLIDER_LIMIT) for i, v in enumerate(values)]
         if any(vals[k:]):
-            raise ValueError(f"basis {basis!r} has {k} directions; values[{k}:] must be 0")
+            raise ValueError(f"basis {b.key!r} has {k} directions; values[{k}:] must be 0")
         v = torch.zeros(k)
         v[: min(k, len(vals))] = torch.tensor(vals[:k])
         return latent.compose(self.origin(origin), b.matrix, v)

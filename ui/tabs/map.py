@@ -9,7 +9,11 @@ import gradio as gr
 from vaegan.explorer import N_SLIDERS, Explorer
 from vaegan.latent_map import ATLAS_N, EXTENT, PROJECTIONS
 
-from .. import plots
+import torch
+
+from vaegan import latent
+
+from .. import links, plots
 from ..components import basis_choices, friendly, image
 from ..tab import Tab
 
@@ -46,7 +50,12 @@ class MapTab(Tab):
             with gr.Column(scale=2, min_width=280):
                 self.picked = image("The picked place, decoded", height=300, elem_id="map-picked")
                 self.meter = gr.Markdown(HINT, elem_id="map-realism")
-                self.open_btn = gr.Button("Open in Explore", variant="primary", elem_id="map-open")
+                with gr.Row():
+                    self.open_btn = gr.Button("Open in Explore", variant="primary", elem_id="map-open")
+                    self.link_btn = gr.Button("Copy link", elem_id="map-link")
+                self.share_query = gr.Textbox(visible=False)
+                self.share_url = gr.Textbox(label="Link to this map (copied)", visible=False,
+                                            buttons=["copy"], elem_id="map-share-url")
         with gr.Accordion("Atlas: a whole slice of the plane, decoded", open=True):
             with gr.Row():
                 self.extent = gr.Slider(*EXTENT, value=3.0, step=0.25, label="Extent (each way)")
@@ -77,6 +86,9 @@ class MapTab(Tab):
                             [self.picked, self.meter, self.code, self.picture], **PRIVATE)
         self.open_btn.click(self.open_in_explore, [self.code, explore.basis, model],
                             explore.open_outputs(), **PRIVATE)
+        self.link_btn.click(self.make_link, [*self.settings(), self.code],
+                            [self.share_query, self.share_url], **PRIVATE).then(
+            None, self.share_query, self.share_url, js=links.COPY_JS, **PRIVATE)
         self.atlas_btn.click(self.atlas, [self.basis, self.first, self.second, explore.origin,
                                           self.extent, self.n, model], self.atlas_image,
                              api_name="atlas")
@@ -132,6 +144,35 @@ class MapTab(Tab):
         z = m.map_code(view, *place)
         return {self.picked: m.decode([], "kl", z.tolist()), self.meter: m.realism(z).text(),
                 self.code: z.tolist(), self.picture: self._drawn(m, view, shaded, place)[self.picture]}
+
+    @friendly
+    def make_link(self, projection, basis, first, second, shaded, origin, model, code) -> dict:
+        m = self.page.explorer(model)
+        link = links.Link(m.spec, "map", basis, m.origin(origin).tolist(), projection=projection,
+                          first=first, second=second, shaded=shaded, pick=code or None)
+        return {self.share_query: links.query(m, link), self.share_url: gr.Textbox(visible=True)}
+
+    def link_outputs(self) -> list:
+        explore = self.page.tabs["explore"]
+        return [self.page.tab_box, self.projection, self.basis, self.first, self.second,
+                self.shaded, explore.origin, self.picture, self.frame, self.note, self.picked,
+                self.meter, self.code]
+
+    def open_link(self, m: Explorer, link) -> dict:
+        if not m.map.available:
+            raise ValueError(f"{m.spec} has no map to open")
+        view = self._view(m, link.projection, link.basis, link.first, link.second, link.z)
+        mark, out = None, {}
+        if link.pick is not None:
+            z = torch.tensor(link.pick)
+            if view.directions is not None:
+                mark = tuple(latent.coordinates(z, view.origin, view.directions).tolist())
+            out = {self.picked: m.decode([], "kl", link.pick), self.meter: m.realism(link.pick).text(),
+                   self.code: link.pick}
+        return {self.page.tab_box: gr.Tabs(selected=self.id), self.projection: link.projection,
+                self.basis: link.basis, self.first: link.first, self.second: link.second,
+                self.shaded: link.shaded, self.page.tabs["explore"].origin: link.z,
+                **self._drawn(m, view, link.shaded, mark), **out}
 
     def open_in_explore(self, code, basis, model) -> dict:
         if not code:

@@ -5,11 +5,11 @@ import gradio as gr
 
 from vaegan.explorer import Explorer
 
-from ..components import friendly, image, upload
+from ..components import drawing, friendly, image, sketchpad, upload
 from ..tab import Tab
 
 PRIVATE = {"api_visibility": "private"}
-HINT = "Upload a picture or pick an example."
+HINT = "Upload a picture, take a photo, draw one or pick an example."
 
 
 def metrics_line(mse: float, ssim: float) -> str:
@@ -26,6 +26,10 @@ class ReconstructTab(Tab):
             with gr.Column(scale=1, min_width=260):
                 self.upload = upload("Your picture (one garment)")
                 self.button = gr.Button("Reconstruct", variant="primary")
+                with gr.Accordion("Or draw one", open=False):
+                    self.sketch = sketchpad("Draw a garment (light on dark)",
+                                            elem_id="recon-sketch")
+                    self.sketch_btn = gr.Button("Reconstruct the drawing", elem_id="recon-drawing")
             with gr.Column(scale=2):
                 self.gallery = gr.Gallery(self._examples(ex), label="Or pick a test-set example",
                                           columns=5, height=300, allow_preview=False, format="png",
@@ -50,6 +54,8 @@ class ReconstructTab(Tab):
         model, explore = self.page.model, self.page.tabs["explore"]
         gr.on([self.button.click, self.upload.upload], self.reconstruct, [self.upload, model],
               self.outputs(), api_name="reconstruct")
+        self.sketch_btn.click(self.reconstruct_drawing, [self.sketch, model], self.outputs(),
+                              **PRIVATE)
         self.gallery.select(self.pick_example, model, [self.upload, *self.outputs()], **PRIVATE)
         self.edit_btn.click(self.edit_in_explore, [self.z, explore.basis, model],
                             explore.open_outputs(), **PRIVATE)
@@ -60,6 +66,11 @@ class ReconstructTab(Tab):
         pixels) and decode its code: the model's 28x28 input, its reconstruction, the absolute
         error, MSE and SSIM, and the code (posterior mean). model: a name from the Model list."""
         return self._reconstruction(self.page.explorer(model), image)
+
+    @friendly
+    def reconstruct_drawing(self, sketch, model) -> dict:
+        """The drawing, cropped to its strokes, reconstructed as an upload would be."""
+        return self._reconstruction(self.page.explorer(model), drawing(sketch))
 
     def _reconstruction(self, m: Explorer, picture) -> dict:
         r = m.reconstruct(picture)
