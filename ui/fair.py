@@ -18,7 +18,7 @@ Hugging Face Space (SPACE_ID set) every peer is the Space's proxy, so the defaul
 
 Where: an ASGI middleware (guard) in front of the whole app, so a refusal costs no routing,
 no thread from the pool and no parsing of the query. And a refusal is not answered at once:
-it waits until the client's budget could pay (at most REFUSAL_WAIT s; a held slot: SLOT_WAIT),
+it waits until the client's budget could pay (at least SLOT_WAIT, at most REFUSAL_WAIT s),
 an idle timer in the event loop, so a script that asks again the moment it is told no asks a
 few times a second per connection instead of a thousand (benchmarks/fair_share.py measures
 both). A page never meets either bound: it keeps one frame and one track in flight.
@@ -36,7 +36,8 @@ from contextlib import contextmanager
 PER_CLIENT = 2
 RATE, BURST = 120.0, 240.0  # budget units per second, and the most a client can save up
 FRAME_COST, TRACK_COST = 1.0, 40.0
-REFUSAL_WAIT, SLOT_WAIT = 1.0, 0.25  # seconds a refusal waits before it is answered
+REFUSAL_WAIT, SLOT_WAIT = 1.0, 0.25  # seconds a refusal waits before it is answered (at most,
+# and at least; a refusal for a held slot waits SLOT_WAIT)
 CLIENTS_KEPT = 10_000  # buckets remembered (the oldest full ones are forgotten first)
 REFUSAL = (f"Too many pictures at once from one visitor: at most {PER_CLIENT} at a time on this "
            "route; wait for the previous one (the page does this by itself)")
@@ -134,7 +135,7 @@ def guard(app, share: FairShare, costs: dict[str, float]):
                 if status == [400]:
                     share.refund(client, cost)
                 return
-        wait = SLOT_WAIT if not ok else min(REFUSAL_WAIT, share.wait(client, cost))
+        wait = SLOT_WAIT if not ok else min(REFUSAL_WAIT, max(SLOT_WAIT, share.wait(client, cost)))
         await asyncio.sleep(wait)
         body = json.dumps({"error": REFUSAL if not ok else RATE_REFUSAL}).encode()
         await send({"type": "http.response.start", "status": 429,
