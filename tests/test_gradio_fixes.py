@@ -92,3 +92,13 @@ def test_a_session_keeps_no_copies_of_component_configs(explorer_tiny):
     session[grid._id] = grid  # a component replaced by an update: its config is not copied
     assert session.config_values == {} and list(session.components) == []
     assert session[grid._id] is grid
+
+
+def test_the_mcp_servers_internals_are_still_there():
+    """Fix 5 (a, b, c): what ui/gradio_fixes.py relies on in Gradio's MCP server."""
+    from gradio.mcp import GradioMCPServer
+    assert "type" in gr.JSON().api_info_as_input()  # (a: {"type": {}}, not JSON Schema)
+    source = inspect.getsource(GradioMCPServer)
+    assert "async def _execute_tool_without_progress(self, job" in source  # (b)
+    assert 'block_fn.fn._mcp_type != "tool"' in source  # (c: how a function is kept off)
+    assert "self.mcp_server_obj" in inspect.getsource(gr.Blocks.launch)

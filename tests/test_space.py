@@ -175,8 +175,10 @@ def test_host_and_port_come_from_flags_then_the_platform_then_the_local_default(
 
 # ---- what a Space is built from --------------------------------------------------------------------
 def pin(requirements: Path, package: str) -> str:
-    [line] = [ln for ln in requirements.read_text().splitlines() if ln.startswith(package + "==")]
-    return line.split("==")[1].strip()
+    """The version `package` (with or without extras, e.g. gradio[mcp]) is pinned to."""
+    [version] = [m[1] for ln in requirements.read_text().splitlines()
+                 if (m := re.match(rf"{re.escape(package)}(?:\[[^\]]*\])?==(\S+)", ln))]
+    return version
 
 
 def test_the_front_matter_is_complete_and_matches_the_requirements():

@@ -16,6 +16,7 @@ import gradio as gr
 from vaegan.explorer import MAX_GROUP, N_SLIDERS, YOURS, Explorer
 
 from .components import drawing, friendly, read_json_file, sketchpad
+from .gradio_fixes import not_an_mcp_tool
 
 PRIVATE = {"api_visibility": "private"}
 SIDES = {"these": "These", "those": "Those"}
@@ -187,13 +188,16 @@ class DirectionBuilder:
     def remove_all(self, origin, model) -> dict:
         return self._changed(self.page.explorer(model), [], origin, "Your directions are removed.")
 
+    @not_an_mcp_tool  # (its pictures come in galleries: see ui/gradio_fixes.py)
     def direction(self, these, those, name="", model=None) -> dict:
-        """A direction of your own: the mean latent code of the pictures in `these` minus the
-        mean code of the pictures in `those` (1 to 64 pictures each: PNG, JPEG, WebP, BMP or
-        GIF of one garment). name: what to call it (at most 60 characters). model: a name
-        from the Model list (default: the app's default). Returns {"name", "model",
-        "vector" (latent_dim numbers), "norm" (its length), "these", "those" (how many
-        pictures each side)}; the vector can be used with /decode's `directions`."""
+        """A direction of your own: the mean code of the pictures in these minus the mean code of those.
+
+        Args:
+            these: 1 to 64 pictures of one garment each (PNG, JPEG, WebP, BMP or GIF)
+            those: 1 to 64 pictures to subtract
+            name: what to call it, at most 60 characters
+            model: a name from the Model list; left out: the app's default model
+        """
         try:
             m = self.page.explorer(model)
             return {self.result: m.direction(_pictures(these), _pictures(those), name)}

@@ -149,3 +149,46 @@ def limit_body(app, max_bytes: int):
 def add_get_route(blocks: gr.Blocks, path: str, endpoint: Callable) -> None:
     """Serve GET `path` from a launched app, outside the API schema and Gradio's queue."""
     blocks.server_app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+
+# ---- 5. Gradio's MCP server (the gradio[mcp] extra; ui/server.py turns it on) ------------------
+# Without these, decode, atlas, sample and direction fail as MCP tools (tests/test_mcp.py).
+# a. Internal: a gr.JSON input's schema is component.api_info_as_input(), {"type": {}, ...},
+#    which is not JSON Schema: the mcp package refuses every call of a tool that has one
+#    ("{} is not valid under any of the given schemas"), and clients that check tool schemas
+#    may refuse the tool list. Without "type" it means the same (any JSON value), gradio_client
+#    still shows it as "str | float | bool | list | dict", and the docstring says what it is.
+def json_inputs_take_any_json(blocks: gr.Blocks) -> None:
+    for fn in blocks.fns.values():
+        if fn.api_name and fn.api_visibility != "private":
+            for box in fn.inputs:
+                if isinstance(box, gr.JSON) and not getattr(box, "_any_json", False):
+                    box.api_info_as_input = lambda: {"description": "any valid json"}
+                    box._any_json = True
+
+
+# b. Internal: GradioMCPServer._execute_tool_without_progress(job) returns [job.result()], but
+#    the result of an event with several outputs (sample: the grid and its codes, a gr.State) is
+#    a tuple of them, so a call without a progress token failed ("pop index out of range") or
+#    came back as the tuple's text instead of a picture. Make it the list of outputs.
+#    (Blocks.mcp_server_obj: the server, set by launch(mcp_server=True).)
+def returns_every_output(blocks: gr.Blocks) -> None:
+    server = getattr(blocks, "mcp_server_obj", None)
+    if server is None or getattr(server, "_every_output", False):
+        return
+    gradios = server._execute_tool_without_progress
+
+    async def every_output(job):
+        data = await gradios(job)
+        return list(data[0]) if len(data) == 1 and isinstance(data[0], tuple) else data
+    server._execute_tool_without_progress, server._every_output = every_output, True
+
+
+# c. Internal: GradioMCPServer lists as tools the public endpoints whose function has no
+#    `_mcp_type` other than "tool" (gr.mcp.tool/resource/prompt set it), and turns only
+#    top-level file arguments from URLs into files: pictures inside a gr.Gallery argument reach
+#    the app as bare strings, which Gradio refuses. So an endpoint that takes galleries is kept
+#    off the tool list (it stays in the API, for gradio_client).
+def not_an_mcp_tool(fn: Callable) -> Callable:
+    fn._mcp_type = "not a tool"
+    return fn

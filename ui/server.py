@@ -1,5 +1,6 @@
 """The one place the app is launched: the queue's limits, safe defaults (no share, no extra
-paths, no SSR, bounded uploads and bodies), the page's look, and the live routes."""
+paths, no SSR, bounded uploads and bodies), the page's look, the live routes and the MCP
+server."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ from starlette.middleware import Middleware
 from . import live
 from .components import CSS, THEME, name_the_arguments
 from .fair import FairShare, guard
+from . import gradio_fixes as mcp_fixes
 from .gradio_fixes import limit_body, public_parameter_names
 
 MAX_FILE_SIZE = "10mb"
@@ -30,10 +32,22 @@ SESSIONS = int(os.environ.get("VAEGAN_SESSIONS", "1000"))
 MAX_BODY = 256 * 1024
 
 
+# The public endpoints are also MCP tools (Gradio's MCP server, the gradio[mcp] extra): an
+# agent connects at /gradio_api/mcp/ (streamable HTTP; SSE at /gradio_api/mcp/sse), where each
+# tool is named after its handler (on a Space, prefixed with the Space's name) and described by
+# the handler's docstring (docs/mcp.md). VAEGAN_MCP=0 (read at launch) turns it off; an
+# explicit launch(..., mcp_server=...) wins over the variable.
+def mcp_wanted() -> bool:
+    return os.environ.get("VAEGAN_MCP", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
 def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
     """Launch a create_demo() app on host:port; blocks unless prevent_thread_lock=True.
     Raises OSError when the port is taken."""
     block = not kw.pop("prevent_thread_lock", False)
+    kw.setdefault("mcp_server", mcp_wanted())
+    if kw["mcp_server"] is not False:  # (None: Gradio's own GRADIO_MCP_SERVER decides)
+        mcp_fixes.json_inputs_take_any_json(blocks)
     share = blocks.vaegan_fair_share = FairShare()
     middleware = [Middleware(limit_body, max_bytes=MAX_BODY),
                   Middleware(guard, share=share, costs=live.COSTS)]
@@ -43,6 +57,7 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
                            max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
                            head=live.HEAD, prevent_thread_lock=True, app_kwargs={"middleware": middleware},
                            state_session_capacity=SESSIONS, **kw)
+    mcp_fixes.returns_every_output(blocks)
     page = getattr(blocks, "vaegan_page", None)
     if page is not None:
         live.add_routes(blocks, page.models)

@@ -75,10 +75,15 @@ class CompareTab(Tab):
         return self.page.models.default.example(evt.index)
 
     @friendly
-    def compare(self, image, seed, model_a, model_b) -> dict:
-        """The same input through two models of the Model list. With a picture (PNG, JPEG,
-        WebP, BMP or GIF): each model's reconstruction, absolute error and MSE/SSIM. Without
-        one: each model's first sample of `seed` (0 to 2**32-1)."""
+    def compare(self, image=None, seed=0, model_a=None, model_b=None) -> dict:
+        """The same input through two models of the Model list: a picture's reconstructions, errors and MSE/SSIM, or without a picture each model's first sample of a seed.
+
+        Args:
+            image: the picture (PNG, JPEG, WebP, BMP or GIF); none: compare samples of seed instead
+            seed: used when there is no picture, a whole number from 0 to 4294967295
+            model_a: the first model, a name from the Model list
+            model_b: the second model, a name from the Model list
+        """
         if image is None:
             return self.compare_samples(seed, model_a, model_b)
         out = {}

@@ -115,12 +115,14 @@ class ExploreTab(Tab):
     # ---- handlers --------------------------------------------------------------------------
     @friendly
     def decode(self, basis, origin, model=None, directions=None, **values):
-        """The picture at origin + basis @ sliders. basis: "kl" (most informative dimensions),
-        "pca" (principal directions), "class" (class attribute vectors) or "yours" (the
-        vectors in `directions`); origin: the starting code (a list of latent_dim numbers;
-        None: all zeros); slider_1 ... slider_12: how far to move along each direction, -3
-        to 3; model: a name from the Model list; directions (basis "yours" only): a list of
-        1-12 vectors of latent_dim numbers, or of {"name", "vector"} as /direction returns."""
+        """The picture at origin + basis @ sliders (sliders: slider_1 ... slider_12, each -3 to 3).
+
+        Args:
+            basis: the directions: "kl" (most informative dimensions), "pca" (principal directions), "class" (class attribute vectors) or "yours" (the vectors in directions)
+            origin: the starting code, a list of latent_dim numbers (32 for the bundled models); null: all zeros
+            model: a name from the Model list; left out: the app's default model
+            directions: for basis "yours" only: a list of 1-12 vectors of latent_dim numbers, or of {"name", "vector"} as the direction tool returns
+        """
         m = self.page.explorer(model)
         values = [values[f"slider_{i + 1}"] for i in range(N_SLIDERS)]
         return {self.image: m.decode(values, self.basis_of(m, basis, directions), origin)}

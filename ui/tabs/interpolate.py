@@ -50,11 +50,21 @@ class InterpolateTab(Tab):
             self.path_realism, [self.path, self.page.model], self.meter, api_visibility="private")
 
     @friendly
-    def interpolate(self, a_kind, a_seed, a_image, b_kind, b_seed, b_image, steps, method, model):
-        """Frames from endpoint A to endpoint B and an animated GIF. Each endpoint is a seed
-        (a_kind/b_kind "Seed": a random code, 0 to 2**32-1) or a picture ("Picture": its code);
-        steps: 2-64 frames; method: "slerp" (spherical) or "lerp" (straight line); model: a
-        name from the Model list."""
+    def interpolate(self, a_kind, a_seed, a_image=None, b_kind="Seed", b_seed=2, b_image=None,
+                    steps=10, method="slerp", model=None):
+        """Frames from endpoint A to endpoint B, and an animated GIF of them.
+
+        Args:
+            a_kind: what A is: "Seed" (a random code) or "Picture" (the code of a_image)
+            a_seed: A's seed when a_kind is "Seed", a whole number from 0 to 4294967295
+            a_image: A's picture when a_kind is "Picture" (PNG, JPEG, WebP, BMP or GIF)
+            b_kind: what B is: "Seed" or "Picture"
+            b_seed: B's seed when b_kind is "Seed", a whole number from 0 to 4294967295
+            b_image: B's picture when b_kind is "Picture"
+            steps: how many frames, a whole number from 2 to 64
+            method: "slerp" (along a great circle) or "lerp" (a straight line)
+            model: a name from the Model list; left out: the app's default model
+        """
         r = self.page.explorer(model).interpolate(a_image if a_kind == "Picture" else a_seed,
                                                   b_image if b_kind == "Picture" else b_seed,
                                                   steps, method)

@@ -182,19 +182,28 @@ class MapTab(Tab):
     # ---- public endpoints ----------------------------------------------------------------------
     @friendly
     def atlas(self, basis, direction_1, direction_2, origin, extent, n, model):
-        """An n x n grid of pictures (n: 2-24) decoded over the square slice origin + a u + b v,
-        a and b from -extent to extent (0.25-6), u and v: directions direction_1 and
-        direction_2 (1-12) of basis ("kl", "pca" or "class"); origin: the centre code (a list
-        of latent_dim numbers; None: zeros); model: a name from the Model list."""
+        """An n x n grid of pictures decoded over the square slice origin + a u + b v of the latent space.
+
+        Args:
+            basis: the directions u and v come from: "kl", "pca" or "class"
+            direction_1: u, a whole number from 1 to 12 (1: the basis's first direction)
+            direction_2: v, a whole number from 1 to 12
+            origin: the centre code, a list of latent_dim numbers; null: all zeros
+            extent: a and b run from -extent to extent, 0.25 to 6
+            n: pictures per side, a whole number from 2 to 24
+            model: a name from the Model list; left out: the app's default model
+        """
         m = self.page.explorer(model)
         return {self.atlas_image: m.atlas(origin, basis, direction_1, direction_2, extent, n)}
 
     @friendly
     def realism(self, z: list[float], model: str | None = None) -> dict:
-        """How real a code's picture looks: the discriminator's probability that it is real
-        (None for a model without one) and the code's log-density under the sampling prior,
-        each with its percentile among the test pictures (reconstructions; codes). z: a list of
-        latent_dim numbers; model: a name from the Model list (default: the app's default)."""
+        """How real a code's picture looks: the discriminator's probability that it is real and the code's log-density under the sampling prior, each with its percentile among the test pictures.
+
+        Args:
+            z: the code, a list of latent_dim numbers (32 for the bundled models)
+            model: a name from the Model list; left out: the app's default model
+        """
         r = self.page.explorer(model).realism(z)
         return {"real_probability": r.real_probability, "real_percentile": r.real_percentile,
                 "log_density": r.log_density, "density_percentile": r.density_percentile,

@@ -62,9 +62,12 @@ class ReconstructTab(Tab):
 
     @friendly
     def reconstruct(self, image, model):
-        """Encode a picture (PNG, JPEG, WebP, BMP or GIF of one garment, at most 16.7 million
-        pixels) and decode its code: the model's 28x28 input, its reconstruction, the absolute
-        error, MSE and SSIM, and the code (posterior mean). model: a name from the Model list."""
+        """Encode a picture of one garment and decode its code: the model's 28x28 input, its reconstruction, the absolute error, MSE and SSIM, and the code.
+
+        Args:
+            image: the picture (PNG, JPEG, WebP, BMP or GIF, at most 16.7 million pixels)
+            model: a name from the Model list; left out: the app's default model
+        """
         return self._reconstruction(self.page.explorer(model), image)
 
     @friendly

@@ -46,9 +46,16 @@ class SampleTab(Tab):
 
     @friendly
     def sample(self, seed, temperature, count, model):
-        """A grid of `count` (1-64) pictures decoded from random codes drawn with `seed`
-        (0 to 2**32-1) at `temperature` (0-2, the prior's spread); the same seed gives the
-        same pictures. model: a name from the Model list (default: the app's default)."""
+        """A grid of pictures decoded from random codes; the same seed gives the same pictures.
+
+        Args:
+            seed: which random codes: a whole number from 0 to 4294967295 (2**32-1)
+            temperature: the codes' spread, 0 to 2 (1: the sampling prior as fitted; lower: more typical, higher: more unusual)
+            count: how many pictures, a whole number from 1 to 64
+            model: a name from the Model list; left out: the app's default model
+        Returns:
+            a PNG grid of the pictures
+        """
         g = self.page.explorer(model).sample(seed, temperature, count)
         return {self.grid: g.image, self.codes: g.z.tolist()}
 
