@@ -95,9 +95,15 @@ def load_image_folder(folder: str | Path, image_size: int, channels: int) -> tor
 
 def load_dataset(name: str, split: str, data_dir: str | Path | None, image_size: int,
                  channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """'fashion-mnist' or a folder of images -> (uint8 images, labels or None)."""
+    """'fashion-mnist', 'emoji' (vaegan/emoji.py, RGB at image_size) or a folder of images ->
+    (uint8 images, labels or None)."""
     if name == "fashion-mnist":
         return load_fashion_mnist(split, data_dir)
+    if name == "emoji":
+        from .emoji import load_emoji
+        images, labels = load_emoji(split, image_size)
+        return (images if channels == 3 else
+                images.float().mean(1, keepdim=True).round().byte()), labels
     return load_image_folder(name, image_size, channels), None
 
 
