@@ -89,6 +89,11 @@ def test_bad_directions_get_a_sentence(explorer_tiny, directions, message):
         explorer_tiny.custom_basis(directions)
 
 
+def _shown(gallery: gr.Gallery) -> list:
+    """A gallery update's pictures as the next event gets them: [(path, caption)]."""
+    return [(item["image"]["path"], item.get("caption")) for item in gallery.value]
+
+
 def test_the_builder_makes_a_direction_from_its_groups_and_shows_it_as_yours(page, explorer_tiny,
                                                                              pictures):
     tab = page.tabs["explore"]
@@ -96,10 +101,11 @@ def test_the_builder_makes_a_direction_from_its_groups_and_shows_it_as_yours(pag
     origin = explorer_tiny.seed_latent(1).tolist()
     # "Add the picture shown above" from two starting points, then make it
     out = b.add_current("these", None, None, "kl", origin, [], *[0.0] * N_SLIDERS, None)
-    these = out[b.groups["these"]]
+    assert out[b.groups["these"]].label == "These (1 picture)"
+    these = _shown(out[b.groups["these"]])
     out = b.add_current("those", these, None, "kl", explorer_tiny.seed_latent(2).tolist(), [],
                         *[0.0] * N_SLIDERS, None)
-    those = out[b.groups["those"]]
+    those = _shown(out[b.groups["those"]])
     assert len(these) == 1 and len(those) == 1
     made = b.make_direction(these, those, "lighter", [], origin, None)
     mine = made[b.mine]

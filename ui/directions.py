@@ -51,10 +51,10 @@ class DirectionBuilder:
                                                 elem_id=f"group-{side}", file_types=["image"],
                                                 allow_preview=False)
                                for side, title in SIDES.items()}
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=False):
                 self.side = gr.Radio([(t, s) for s, t in SIDES.items()], value="these",
                                      label="Add to", min_width=160, scale=1)
-                self.add_now = gr.Button("Add the picture shown above", scale=1,
+                self.add_now = gr.Button("Add the picture shown above", scale=1, size="md",
                                          elem_id="add-current")
                 self.example = gr.Dropdown(self._example_names(ex), label="Add a test-set example",
                                            value=None, scale=1, min_width=180,
@@ -84,8 +84,8 @@ class DirectionBuilder:
 
     def wire(self) -> None:
         ex, model = self.explore, self.page.model
-        for side, box in self.groups.items():
-            box.change(self._count_label(side), box, box, show_progress="hidden", **PRIVATE)
+        for side, box in self.groups.items():  # (an upload into the gallery itself)
+            box.upload(self._count_label(side), box, box, show_progress="hidden", **PRIVATE)
         both = [self.side, *self.groups.values()]
         self.add_now.click(self.add_current, [*both, ex.basis, ex.origin, self.mine, *ex.sliders,
                                               model], list(self.groups.values()), **PRIVATE)
@@ -107,10 +107,12 @@ class DirectionBuilder:
 
     # ---- groups --------------------------------------------------------------------------
     @staticmethod
-    def _count_label(side: str):
+    def _label(side: str, n: int) -> str:
+        return f"{SIDES[side]} ({n} picture{'s' if n != 1 else ''})"
+
+    def _count_label(self, side: str):
         def relabel(gallery):
-            n = len(gallery or [])
-            return gr.Gallery(label=f"{SIDES[side]} ({n} picture{'s' if n != 1 else ''})")
+            return gr.Gallery(label=self._label(side, len(gallery or [])))
         return relabel
 
     def _added(self, side, these, those, pictures: list) -> dict:
@@ -118,7 +120,8 @@ class DirectionBuilder:
         if len(groups[side]) + len(pictures) > MAX_GROUP:
             raise gr.Error(f"{SIDES[side]} holds at most {MAX_GROUP} pictures; remove some first")
         groups[side] += [(p, None) for p in pictures]
-        return {self.groups[s]: g for s, g in groups.items()}
+        return {self.groups[s]: gr.Gallery(g, label=self._label(s, len(g)))
+                for s, g in groups.items()}
 
     def _file(self, image) -> str:
         path = Path(tempfile.mkdtemp(prefix="vaegan-yours-")) / "picture.png"
