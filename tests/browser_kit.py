@@ -19,3 +19,23 @@ def require_chromium():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium chromium-driver); "
                     "browser tests skipped", allow_module_level=True)
     return pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server(explorer_tiny):
+    """(demo, url) of the tiny model's app, for one test module."""
+    from conftest import serving
+    from ui.page import create_demo
+    demo = create_demo(explorer_tiny)
+    with serving(demo, trailing_slash=False) as url:
+        yield demo, url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for a test module."""
+    sync_api = require_chromium()
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

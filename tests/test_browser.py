@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_kit import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from browser_kit import browser, require_chromium, server  # noqa: F401 (fixtures)
 from ui.live import ROUTE, TRACK_ROUTE
 from ui.page import create_demo
 from conftest import serving
@@ -16,21 +16,6 @@ from vaegan.explorer import Explorer
 from vaegan.hub import load_model
 
 sync_api = require_chromium()
-
-
-@pytest.fixture(scope="module")
-def server(explorer_tiny):
-    demo = create_demo(explorer_tiny)
-    with serving(demo, trailing_slash=False) as url:
-        yield demo, url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ class DirectionBuilder:
     @friendly
     def add_example(self, side, these, those, index, model) -> dict:
         if index is None:
-            return {}
+            return {self.example: gr.skip()}
         picture = self.page.explorer(model).example(index)
         return {**self._added(side, these, those, [self._file(picture)]), self.example: None}
 

@@ -36,6 +36,23 @@
     if (live.inputs.length > 5000) live.inputs.splice(0, 1000);
   }, true);
   document.addEventListener("pointerup", () => { live.lastRelease = performance.now(); }, true);
+  // a typed value: Gradio's slider sends its release (the exact decode) when the number box
+  // loses focus; Enter commits it too, by leaving the box
+  const numberBox = t => t.type === "number" && t.closest && t.closest("[id^=slider-]");
+  document.addEventListener("keydown", e => {
+    if (e.key === "Enter" && numberBox(e.target)) e.target.blur();
+  }, true);
+  // ... and a value beyond the slider's range is clamped before that release goes (Gradio
+  // clamps it only after sending the release, with the value as typed, which is refused)
+  document.addEventListener("change", e => {
+    const t = e.target;
+    if (!numberBox(t) || t.min === "" || t.max === "" || t.value === "") return;
+    const v = +t.value, lo = +t.min, hi = +t.max;
+    if (isFinite(v) && (v < lo || v > hi)) {
+      t.value = String(Math.min(Math.max(v, lo), hi));
+      t.dispatchEvent(new Event("input", {bubbles: true}));
+    }
+  }, true);
   function grab(e) {  // ask for the track before the first input event, when the state is known
     const box = e.target.closest && e.target.closest("[id^=slider-]");
     if (!box || e.target.type !== "range" || !context) return;

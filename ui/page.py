@@ -102,7 +102,7 @@ class Page:
 
     def open_preferred(self, values: dict) -> dict:
         if values.get(self.link):  # a link names its own model
-            return {}
+            return {self.status: gr.skip()}
         return self.switch(values, self.models.preferred, timeout=0)
 
     def open_link(self, values: dict) -> dict:
@@ -111,8 +111,8 @@ class Page:
         try:
             link = links.read(values.get(self.link), self.models.specs,
                               lambda spec: self.models.get(spec, LOAD_WAIT_S))
-            if link is None:
-                return {}
+            if link is None:  # (an empty dict is not "nothing" to Gradio: it wants every output)
+                return {self.status: gr.skip()}
             m = self.models.get(link.model, LOAD_WAIT_S)
             out = self.show(m, values) if link.model != values.get(self.model) else {}
             return {**out, **self.tabs[link.tab].open_link(m, link)}
@@ -120,7 +120,7 @@ class Page:
             message = str(e).rstrip(".")
             gr.Warning(f"This link could not be opened: {message}. Here is the usual first view "
                        "instead.", duration=None)
-            return {}
+            return {self.status: gr.skip()}
 
 
 def create_demo(models: Models | Explorer) -> gr.Blocks:

@@ -72,8 +72,8 @@ class InterpolateTab(Tab):
 
     def path_realism(self, path, model) -> dict:
         """The realism meter of every frame, as a small plot."""
-        if not path:
-            return {}
+        if not path:  # (an empty dict is not "nothing" to Gradio: it wants every output then)
+            return {self.meter: gr.skip()}
         meters = self.page.explorer(model).map.realism(torch.tensor(path))
         return {self.meter: plots.realism_plot([r.real_probability for r in meters],
                                                [r.log_density for r in meters])}

@@ -77,8 +77,8 @@ class MapTab(Tab):
 
     def wire(self) -> None:
         explore, model = self.page.tabs["explore"], self.page.model
-        draw = {"fn": self.draw, "inputs": self.settings(), "outputs": [self.picture, self.frame, self.note],
-                **PRIVATE}
+        draw = {"fn": self.draw, "inputs": [*self.settings(), self.code],
+                "outputs": [self.picture, self.frame, self.note], **PRIVATE}
         self.box.select(**draw)
         gr.on([self.projection.input, self.basis.input, self.first.submit, self.second.submit,
                self.shaded.input], **draw)
@@ -111,13 +111,25 @@ class MapTab(Tab):
         return self._fields[key]
 
     @friendly
-    def draw(self, projection, basis, first, second, shaded, origin, model) -> dict:
+    def draw(self, projection, basis, first, second, shaded, origin, model, code=None) -> dict:
+        """The map; the picked code marked when it lies on the plane drawn."""
         m = self.page.explorer(model)
         if not m.map.available:
             return {self.picture: None, self.frame: None,
                     self.note: "⚠️ This model has no map yet: build its explorer assets with "
                                "`python -m vaegan.explorer build WEIGHTS_DIR`."}
-        return self._drawn(m, self._view(m, projection, basis, first, second, origin), shaded)
+        view = self._view(m, projection, basis, first, second, origin)
+        return self._drawn(m, view, shaded, self._mark(view, code))
+
+    @staticmethod
+    def _mark(view, code):
+        """Where a code sits on a plane view, when it lies on it (else None)."""
+        if code is None or view.directions is None:
+            return None
+        z = torch.as_tensor(code, dtype=torch.float32)
+        at = latent.coordinates(z, view.origin, view.directions)
+        back = view.origin + view.directions @ at
+        return tuple(at.tolist()) if (z - back).norm() <= 1e-3 * (1 + z.norm()) else None
 
     def _drawn(self, m: Explorer, view, shaded, mark=None) -> dict:
         field = self._field(m, view, shaded)
@@ -135,10 +147,10 @@ class MapTab(Tab):
              evt: gr.SelectData) -> dict:
         """A click on the map: decode the code at that place, with its realism."""
         if not frame or not evt.index:
-            return {}
+            return {self.picked: gr.skip()}
         place = plots.Frame(**frame).to_data(*evt.index[:2])
         if place is None:  # on the axes' labels or the legend
-            return {}
+            return {self.picked: gr.skip()}
         m = self.page.explorer(model)
         view = self._view(m, projection, basis, first, second, origin)
         z = m.map_code(view, *place)
@@ -162,11 +174,8 @@ class MapTab(Tab):
         if not m.map.available:
             raise ValueError(f"{m.spec} has no map to open")
         view = self._view(m, link.projection, link.basis, link.first, link.second, link.z)
-        mark, out = None, {}
+        mark, out = self._mark(view, link.pick), {}
         if link.pick is not None:
-            z = torch.tensor(link.pick)
-            if view.directions is not None:
-                mark = tuple(latent.coordinates(z, view.origin, view.directions).tolist())
             out = {self.picked: m.decode([], "kl", link.pick), self.meter: m.realism(link.pick).text(),
                    self.code: link.pick}
         return {self.page.tab_box: gr.Tabs(selected=self.id), self.projection: link.projection,

@@ -66,7 +66,7 @@ class SampleTab(Tab):
         codes = codes or m.sample(seed, temperature, count).z.tolist()
         i = m.grid_cell(evt.index[0], evt.index[1], len(codes))
         if i is None:
-            return {}
+            return {self.page.tab_box: gr.skip()}
         return self.page.tabs["explore"].open_at(codes[i], f"sample {i + 1} of the Sample tab",
                                                  basis, model)
 
