@@ -31,6 +31,7 @@ def _open(browser, server, path: str = "/"):
     context = browser.new_context(viewport={"width": 1280, "height": 1000},
                                   permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
+    context.demo = demo
     page.requests, page.joins, page.inflight = [], [], {}
     page.last_activity = time.monotonic()
 
@@ -128,10 +129,6 @@ def _slider_values(page, n: int = 8) -> list[float]:
             for i in range(n)]
 
 
-def _asked(page, route: str) -> int:
-    return sum(route + "?" in u for u in page.requests)
-
-
 def _drag(page, slider: int, moves: int, pause_ms: int = 20, to: float = 0.3) -> None:
     """Press on the middle of a slider's track, move right by `to` of its width, release."""
     track = page.locator(f"#slider-{slider} input[type=range]")
@@ -164,6 +161,16 @@ def _toasts(page, kind: str | None = None) -> list[str]:
     return [t.inner_text() for t in page.locator(sel).all()]
 
 
+def _error_toast(page, timeout_ms: int = 10_000) -> list[str]:
+    """The error toasts that show within timeout_ms (they go away by themselves: read them
+    while they are there); [] when none comes."""
+    try:
+        page.locator("[data-testid=toast-body].error").first.wait_for(timeout=timeout_ms)
+    except sync_api.TimeoutError:
+        return []
+    return _toasts(page, "error")
+
+
 def _error_badges(page) -> list[str]:
     """The elem_ids of components whose status tracker shows Gradio's red "Error" badge
     (what an event that fails on the server leaves on every one of its visible outputs)."""
@@ -194,11 +201,15 @@ def _start_at_seed(page, seed: int) -> None:
                              f"{box.input_value()!r}; events: {page.joins}") from None
 
 
-def _type_value(page, slider: int, text: str) -> None:
-    """Click into a slider's number box, select what it holds and type `text` key by key."""
+def _type_value(page, slider: int, text: str, click: bool = True) -> None:
+    """Click into a slider's number box (or focus it from the keyboard), select what it holds
+    and type `text` key by key."""
     box = page.locator(f"#slider-{slider} input[type=number]")
     box.scroll_into_view_if_needed()
-    box.click()
+    if click:
+        box.click()
+    else:
+        box.focus()
     box.press("Control+a")
     box.press_sequentially(text, delay=60)
 
@@ -400,28 +411,119 @@ def test_a_typed_value_is_decoded_once_when_the_box_is_left(page, explorer_tiny)
 
 def test_a_typed_value_beyond_the_range_is_clamped_and_its_picture_shown(page, explorer_tiny):
     """Typing 5 (the sliders go from -3 to 3): the box shows 3, so the picture must be the
-    decode of 3, without an error."""
+    decode of 3, without an error. (The box is focused from the keyboard here, so that no
+    event of the click into it is still on its way: see the next test for that.)"""
     page.get_by_role("tab", name="Explore").click()
     _settle(page)
-    _type_value(page, 1, "5")
+    box = page.locator("#slider-1 input[type=number]")
+    box.focus()
+    box.press("Control+a")
+    box.press_sequentially("5", delay=60)
     page.locator("#origin-label").click()
-    try:  # (an error toast goes away by itself: read it while it is there)
-        page.locator("[data-testid=toast-body].error").first.wait_for(timeout=10_000)
-    except sync_api.TimeoutError:
-        pass
-    errors = _toasts(page, "error")
+    errors = _error_toast(page)
+    origin = _origin(explorer_tiny, 0)
+    _assert_picture(page, "explore-image", explorer_tiny.decode([3.0], "kl", origin),
+                    "after typing 5 and leaving the box")
+    _settle(page)
+    assert box.input_value() == "3"
+    assert not errors and not _toasts(page, "error"), errors
+    assert not _error_badges(page), _error_badges(page)
+
+
+def test_an_emptied_box_left_shows_the_picture_of_what_the_box_then_says(page, explorer_tiny):
+    """Select what a number box holds, delete it and click elsewhere: Gradio puts 0 back in the
+    box, so the picture must be the one at 0, without an error."""
+    page.get_by_role("tab", name="Explore").click()
     _settle(page)
     origin = _origin(explorer_tiny, 0)
-    seen = _wait_picture(page, "explore-image", explorer_tiny.decode([3.0], "kl", origin),
-                         timeout_ms=15_000)
-    shown_value = page.locator("#slider-1 input[type=number]").input_value()
-    exact = np.array_equal(seen, np.asarray(explorer_tiny.decode([3.0], "kl", origin)))
-    at_zero = np.array_equal(seen, np.asarray(explorer_tiny.decode([0.0], "kl", origin)))
-    live_errors = page.evaluate("window.vaeganLive.errors")
-    assert not errors and exact, (
-        f"typed 5: the box shows {shown_value}, the picture is "
-        f"{'still the one at 0' if at_zero else 'not the decode of 3'}; error toasts: {errors}; "
-        f"failed live frames: {live_errors}; events: {page.joins}")
+    _type_value(page, 1, "1.5", click=False)
+    page.locator("#origin-label").click()
+    _assert_picture(page, "explore-image", explorer_tiny.decode([1.5], "kl", origin),
+                    "after typing 1.5")
+    _settle(page)
+    box = page.locator("#slider-1 input[type=number]")
+    box.focus()
+    box.press("Control+a")
+    box.press("Backspace")
+    page.locator("#origin-label").click()
+    errors = _error_toast(page)
+    _settle(page)
+    shown = box.input_value()
+    seen = _wait_picture(page, "explore-image",
+                         explorer_tiny.decode([float(shown or 0)], "kl", origin), timeout_ms=15_000)
+    consistent = np.array_equal(seen, np.asarray(
+        explorer_tiny.decode([float(shown or 0)], "kl", origin)))
+    still = np.array_equal(seen, np.asarray(explorer_tiny.decode([1.5], "kl", origin)))
+    assert not errors and consistent, (
+        f"emptied and left: the box says {shown!r}, the picture is "
+        f"{'still the one at 1.5' if still else 'neither'}; error toasts: {errors}; "
+        f"events: {page.joins}")
+
+
+@pytest.mark.parametrize("typed, committed", [("5", 3.0), ("-", 0.0)])
+def test_typing_while_an_earlier_picture_is_on_its_way_raises_no_error(page, explorer_tiny,
+                                                                       typed, committed):
+    """The click into a number box is a `release` (a decode at the old value); its realism line
+    (where_now) is asked for when that picture arrives, with every slider as it is then. On a
+    busy server the visitor is typing by then: a value beyond the range, or a lone "-", must not
+    make that request fail. Here the click's decode is held until `typed` is typed; leaving the
+    box then commits `committed` (Gradio puts an empty box back at 0)."""
+    page.get_by_role("tab", name="Explore").click()
+    _settle(page)
+    held, holding = [], [True]
+
+    def hold_the_decode(route):
+        body = json.loads(route.request.post_data or "{}")
+        name = page.context.demo.fns[body["fn_index"]].name if "fn_index" in body else ""
+        if holding[0] and name == "decode":
+            held.append(route)
+        else:
+            route.continue_()
+    page.route("**/gradio_api/queue/join*", hold_the_decode)
+    box = page.locator("#slider-1 input[type=number]")
+    box.click()  # Gradio's release: a decode at 0, held
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert held, f"the click into the box sent no decode ({page.joins})"
+    box.press("Control+a")
+    box.press_sequentially(typed, delay=60)
+    holding[0] = False
+    held[0].continue_()  # the picture at 0 arrives while the box holds `typed`; its realism follows
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while "where_now" not in page.joins and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    errors = _error_toast(page, timeout_ms=5_000)
+    page.locator("#origin-label").click()  # then the visitor leaves the box
+    errors = list(dict.fromkeys(errors + _error_toast(page, timeout_ms=5_000)))
+    origin = _origin(explorer_tiny, 0)
+    _assert_picture(page, "explore-image", explorer_tiny.decode([committed], "kl", origin),
+                    f"after typing {typed!r} and leaving the box")
+    _settle(page)
+    assert not errors, (f"an event sent while the box held {typed!r} failed: {errors} "
+                        f"(events: {page.joins})")
+    assert not _error_badges(page), _error_badges(page)
+
+
+def test_a_negative_value_typed_key_by_key_sends_no_broken_request(page, explorer_tiny):
+    """Typing -0.5 passes through "-", which the number box holds as no value at all: the page
+    must not send that to the server (a frame request with an empty value is refused, 400)."""
+    page.get_by_role("tab", name="Explore").click()
+    _settle(page)
+    requests = len(page.requests)
+    _type_value(page, 2, "-0.5", click=False)  # (no click: see the test above)
+    page.locator("#origin-label").click()
+    origin = _origin(explorer_tiny, 0)
+    _assert_picture(page, "explore-image", explorer_tiny.decode([0, -0.5], "kl", origin),
+                    "after typing -0.5 and leaving the box")
+    _settle(page)
+    sent = [urllib.parse.parse_qs(urllib.parse.urlsplit(u).query, keep_blank_values=True)
+            .get("values", [""])[0] for u in page.requests[requests:] if ROUTE + "?" in u]
+    broken = [v for v in sent if "" in v.split(",")]
+    errors = page.evaluate("window.vaeganLive.errors")
+    assert not broken and errors == 0, (
+        f"frame requests with an empty value: {broken} ({errors} refused); all sent: {sent}")
+    assert not _toasts(page, "error") and not _error_badges(page)
 
 
 # ---- 3. your own directions --------------------------------------------------------------------

@@ -170,6 +170,10 @@ def name_the_arguments(blocks: gr.Blocks, names: dict[int, str]) -> None:
 
 
 def _out_of_range(box, name: str, payload, error, value):
+    if payload is None and isinstance(box, gr.Slider) and isinstance(box.value, (int, float)):
+        # no value, as when left out: the slider's default (also what the page shows in a
+        # number box emptied or half typed, "-", when an event reads it)
+        return float(box.value)
     if error is not None and not isinstance(error, (ValueError, TypeError, OverflowError)):
         raise error
     if isinstance(box, (gr.Radio, gr.Dropdown)):

@@ -42,17 +42,29 @@
   document.addEventListener("keydown", e => {
     if (e.key === "Enter" && numberBox(e.target)) e.target.blur();
   }, true);
-  // ... and a value beyond the slider's range is clamped before that release goes (Gradio
-  // clamps it only after sending the release, with the value as typed, which is refused)
-  document.addEventListener("change", e => {
-    const t = e.target;
-    if (!numberBox(t) || t.min === "" || t.max === "" || t.value === "") return;
-    const v = +t.value, lo = +t.min, hi = +t.max;
-    if (isFinite(v) && (v < lo || v > hi)) {
-      t.value = String(Math.min(Math.max(v, lo), hi));
-      t.dispatchEvent(new Event("input", {bubbles: true}));
+  // ... and what it sends is always a number of the slider's range: a value typed beyond it
+  // is clamped as it is typed, and a box left empty holds 0 (Gradio would send the value as
+  // typed, or None, which the server refuses, and only then clamp it or show 0). Capturing
+  // listeners on the document run before the box's own (Gradio's); blur does not bubble, but
+  // a capturing listener still sees it.
+  const inRange = (t, empty) => {
+    if (!numberBox(t) || t.min === "" || t.max === "") return false;
+    if (t.value === "") {
+      if (empty === undefined) return false;
+      t.value = empty;
+      return true;
     }
-  }, true);
+    const v = +t.value, lo = +t.min, hi = +t.max;
+    if (!isFinite(v) || (v >= lo && v <= hi)) return false;
+    t.value = String(Math.min(Math.max(v, lo), hi));
+    return true;
+  };
+  document.addEventListener("input", e => { inRange(e.target); }, true);
+  const commit = e => {
+    if (inRange(e.target, "0")) e.target.dispatchEvent(new Event("input", {bubbles: true}));
+  };
+  document.addEventListener("change", commit, true);
+  document.addEventListener("blur", commit, true);
   function grab(e) {  // ask for the track before the first input event, when the state is known
     const box = e.target.closest && e.target.closest("[id^=slider-]");
     if (!box || e.target.type !== "range" || !context) return;
@@ -185,6 +197,8 @@
     context = {basis, origin, model, version, values, mine};
   };
   live.request = (basis, origin, model, version, values, mine) => {  // a slider moved (SLIDER_JS)
+    // a number box half typed ("-", "") holds no number yet: nothing to draw
+    if (values.some(v => v === null || v === "" || !isFinite(+v))) return;
     live.context(basis, origin, model, version, values, mine);
     const q = new URLSearchParams({values: values.join(","), ...fieldsOf(context)});
     const req = {url: rootUrl() + ROUTE + "?" + q, input: live.lastInput || performance.now(), values, seq: ++seq};
