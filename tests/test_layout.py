@@ -68,7 +68,7 @@ def test_handlers_take_values_and_return_components(page, explorer_tiny):
     assert set(out) == {sample.grid, sample.codes} and len(out[sample.codes]) == 9
     assert np.array_equal(np.asarray(out[sample.grid]), np.asarray(explorer_tiny.sample(3, 1.0, 9).image))
     z = out[sample.codes][4]
-    opened = explore.open_at(z, "sample 5", "kl", None)
+    opened = explore.open_at(z, "sample 5", None)
     assert set(opened) == set(explore.open_outputs())
     assert opened[explore.origin] == z and opened[explore.where] == "Starting point: sample 5"
     assert np.array_equal(np.asarray(opened[explore.image]), np.asarray(explorer_tiny.decode([], "kl", z)))
@@ -97,6 +97,6 @@ def test_a_click_on_the_grid_without_its_codes_uses_the_grid_its_boxes_draw(page
 
     class Click:
         index = [60, 60]  # inside the first picture
-    opened = sample.pick(None, 3, 1.0, 9, "kl", None, Click())
+    opened = sample.pick(None, 3, 1.0, 9, None, Click())
     assert opened[explore.origin] == explorer_tiny.sample(3, 1.0, 9).z[0].tolist()
-    assert sample.pick([[0.0] * 8], 3, 1.0, 1, "kl", None, Click())[explore.origin] == [0.0] * 8
+    assert sample.pick([[0.0] * 8], 3, 1.0, 1, None, Click())[explore.origin] == [0.0] * 8

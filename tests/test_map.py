@@ -121,7 +121,7 @@ def test_a_click_on_the_pictured_map_decodes_the_place_under_the_pointer(explore
     assert not np.array_equal(np.asarray(out[tab.picture]), np.asarray(picture))  # the mark
     Click.index = [2, 2]  # the picture's corner, outside the plot box: nothing happens
     assert tab.pick(drawn[tab.frame], *settings, Click()) == {tab.picked: gr.skip()}  # nothing
-    opened = tab.open_in_explore(out[tab.code], "kl", None)
+    opened = tab.open_in_explore(out[tab.code], None)
     assert opened[page.tabs["explore"].origin] == out[tab.code]
 
 

@@ -118,13 +118,13 @@ def test_the_tools_are_the_public_endpoints_named_after_them(served):
 def test_the_sse_transport_lists_the_same_tools_and_a_browser_gets_a_page(served):
     url = served[1]
     assert set(tools_of(url, transport="sse")) == set(tools_of(url))
-    page = httpx.get(url + "gradio_api/mcp/", timeout=60)  # (docs/mcp.md: client settings)
+    page = httpx.get(url + "gradio_api/mcp/", timeout=60)  # (README, "MCP": client settings)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert url + "gradio_api/mcp/" in page.text
 
 
 def test_on_a_space_the_tool_names_start_with_the_spaces_name(served, monkeypatch):
-    """What docs/mcp.md says a Space's tools are called (Gradio prefixes the Space's name)."""
+    """What the README says a Space's tools are called (Gradio prefixes the Space's name)."""
     from gradio.mcp import GradioMCPServer
     monkeypatch.setenv("SYSTEM", "spaces")  # (what a Space sets, with SPACE_ID)
     monkeypatch.setenv("SPACE_ID", "someone/vaegan-explorer")

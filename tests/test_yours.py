@@ -1,6 +1,7 @@
 """Issue 19, without a browser: directions of your own (Explorer, the builder's handlers, the
 JSON file, the live route, the public /direction endpoint), links that restore a view (and 20
 kinds of malformed ones), code files, and drawings. (The browser side: test_yours_browser.py.)"""
+import io
 import json
 from urllib.parse import urlencode
 
@@ -129,21 +130,23 @@ def test_the_builder_makes_a_direction_from_its_groups_and_shows_it_as_yours(pag
         b.make_direction(these, [], "x", [], origin, None)
 
 
+def _file(update: gr.File) -> str:
+    """The path a gr.File update offers for download."""
+    return update.value["path"] if isinstance(update.value, dict) else update.value
+
+
 def test_directions_download_and_load_again(page, explorer_tiny, pictures, tmp_path):
     b = page.tabs["explore"].yours
     mine = [explorer_tiny.direction(pictures[:2], pictures[2:4], "one"),
             explorer_tiny.direction(pictures[4:5], pictures[5:6], "two")]
-    file = b.download(mine, None)
-    data = json.loads(open(file.value["path"] if isinstance(file.value, dict) else file.value).read())
+    file = _file(b.download(mine, None))
+    data = json.loads(open(file).read())
     assert data["format"] == FORMAT and data["model"] == explorer_tiny.spec
-    loaded = read_directions(file.value["path"] if isinstance(file.value, dict) else file.value,
-                             explorer_tiny)
+    loaded = read_directions(file, explorer_tiny)
     assert [d["name"] for d in loaded] == ["one", "two"]
     for a, b_ in zip(loaded, mine):
         assert a["vector"] == b_["vector"] and (a["these"], a["those"]) == (b_["these"], b_["those"])
-    shown = b.upload(str(tmp_path / "missing.json") if False else
-                     (file.value["path"] if isinstance(file.value, dict) else file.value),
-                     [], explorer_tiny.seed_latent(0).tolist(), None)
+    shown = b.upload(file, [], explorer_tiny.seed_latent(0).tolist(), None)
     assert len(shown[b.mine]) == 2 and shown[page.tabs["explore"].basis] == YOURS
     # files that are not ours, or not for this model
     bad = tmp_path / "bad.json"
@@ -155,8 +158,7 @@ def test_directions_download_and_load_again(page, explorer_tiny, pictures, tmp_p
         with pytest.raises(ValueError, match=message):
             read_directions(str(bad), explorer_tiny)
     with pytest.raises(gr.Error, match="That makes 15 directions; there are 12 sliders"):
-        b.upload(file.value["path"] if isinstance(file.value, dict) else file.value,
-                 mine * 6 + [mine[0]], None, None)
+        b.upload(file, mine * 6 + [mine[0]], None, None)
 
 
 def test_the_live_route_draws_your_directions_exactly(demo, explorer_tiny, pictures):
@@ -165,7 +167,6 @@ def test_the_live_route_draws_your_directions_exactly(demo, explorer_tiny, pictu
     origin = ex.seed_latent(4).tolist()
     dirs = ",".join(repr(v) for v in d["vector"])
     png = decode_png(ex, "1.25", YOURS, ",".join(repr(v) for v in origin), 1, dirs)
-    import io
     want = ex.decode([1.25], ex.custom_basis([d]), origin, scale=1)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(want))
     with serving(demo, trailing_slash=False) as url:
@@ -177,10 +178,9 @@ def test_the_live_route_draws_your_directions_exactly(demo, explorer_tiny, pictu
         r = httpx.get(url + TRACK_ROUTE, params={**q, "dirs": dirs, "slider": "1"}, timeout=60)
         assert r.status_code == 200
         sprite = np.asarray(Image.open(io.BytesIO(r.content)))
-        frame = sprite[:8, :8] if sprite.shape[0] == 8 else None  # (first frame: position -3)
         first = np.asarray(ex.decode([-3.0], ex.custom_basis([d]), origin, scale=1))
-        size = ex.config.image_size
-        assert np.array_equal(sprite[:size, :size], first), frame
+        size = ex.config.image_size  # (the sprite's first frame: position -3)
+        assert np.array_equal(sprite[:size, :size], first)
 
 
 def test_the_public_direction_endpoint_takes_two_lists_of_pictures(demo, explorer_tiny, pictures):
@@ -310,10 +310,9 @@ def test_a_code_file_round_trips_and_bad_ones_get_a_sentence(page, explorer_tiny
     tab = page.tabs["explore"]
     origin = explorer_tiny.seed_latent(6).tolist()
     values = [1.0, -0.5] + [0.0] * (N_SLIDERS - 2)
-    file = tab.save_code("pca", origin, [], *values, None)
-    path = file.value["path"] if isinstance(file.value, dict) else file.value
+    path = _file(tab.save_code("pca", origin, [], *values, None))
     z = explorer_tiny.latent(values, "pca", origin)
-    opened = tab.load_code(path, "pca", None)
+    opened = tab.load_code(path, None)
     assert opened[tab.origin] == z.tolist() and opened[tab.where] == "Starting point: a loaded code"
     assert np.array_equal(_arr(opened[tab.image]), _arr(explorer_tiny.decode(values, "pca", origin)))
     bad = tmp_path / "code.json"
@@ -324,7 +323,7 @@ def test_a_code_file_round_trips_and_bad_ones_get_a_sentence(page, explorer_tiny
         with pytest.raises(ValueError, match=message):
             read_code_file(str(bad), explorer_tiny)
         with pytest.raises(gr.Error):
-            tab.load_code(str(bad), "pca", None)
+            tab.load_code(str(bad), None)
 
 
 def _sketch(strokes: bool) -> dict:

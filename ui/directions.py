@@ -192,6 +192,7 @@ class DirectionBuilder:
         return self._changed(self.page.explorer(model), [], origin, "Your directions are removed.")
 
     @not_an_mcp_tool  # (its pictures come in galleries: see ui/gradio_fixes.py)
+    @friendly
     def direction(self, these, those, name="", model=None) -> dict:
         """A direction of your own: the mean code of the pictures in these minus the mean code of those.
 
@@ -201,11 +202,8 @@ class DirectionBuilder:
             name: what to call it, at most 60 characters
             model: a name from the Model list; left out: the app's default model
         """
-        try:
-            m = self.page.explorer(model)
-            return {self.result: m.direction(_pictures(these), _pictures(those), name)}
-        except ValueError as e:
-            raise gr.Error(str(e)[:1].upper() + str(e)[1:]) from None
+        m = self.page.explorer(model)
+        return {self.result: m.direction(_pictures(these), _pictures(those), name)}
 
     # ---- another model ---------------------------------------------------------------------
     def outputs(self) -> list:

@@ -60,12 +60,17 @@ class FairShare:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # (tokens, when)
         self._lock = threading.Lock()
 
+    def _tokens(self, client: str, now: float, forget: bool = False) -> float:
+        """The client's budget now (its bucket refilled since it was last used); forget: take
+        the bucket out (afford() puts it back as the newest). Call with the lock held."""
+        tokens, when = (self._buckets.pop if forget else self._buckets.get)(client, (self.burst, now))
+        return min(self.burst, tokens + (now - when) * self.rate)
+
     def afford(self, client: str, cost: float) -> bool:
         """Take `cost` from the client's budget; False (nothing taken) when it has too little."""
         now = self.clock()
         with self._lock:
-            tokens, when = self._buckets.pop(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - when) * self.rate)
+            tokens = self._tokens(client, now, forget=True)
             ok = tokens >= cost
             self._buckets[client] = (tokens - cost if ok else tokens, now)  # newest last
             while len(self._buckets) > CLIENTS_KEPT:
@@ -74,10 +79,8 @@ class FairShare:
 
     def wait(self, client: str, cost: float) -> float:
         """Seconds until the client's budget could pay `cost` (0 when it can now)."""
-        now = self.clock()
         with self._lock:
-            tokens, when = self._buckets.get(client, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - when) * self.rate)
+            tokens = self._tokens(client, self.clock())
         return max(0.0, (cost - tokens) / self.rate)
 
     def client(self, peer: str | None, forwarded_for: str | None) -> str:

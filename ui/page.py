@@ -109,11 +109,10 @@ class Page:
         """Show the view a link holds (ui/links.py), switching models if it names another; a
         link that cannot be opened leaves the page as it is and says why, in one sentence."""
         try:
-            link = links.read(values.get(self.link), self.models.specs,
-                              lambda spec: self.models.get(spec, LOAD_WAIT_S))
+            link = links.read(values.get(self.link), self.models.specs, self.explorer)
             if link is None:  # (an empty dict is not "nothing" to Gradio: it wants every output)
                 return {self.status: gr.skip()}
-            m = self.models.get(link.model, LOAD_WAIT_S)
+            m = self.explorer(link.model)
             out = self.show(m, values) if link.model != values.get(self.model) else {}
             return {**out, **self.tabs[link.tab].open_link(m, link)}
         except (ValueError, ModelLoadError) as e:

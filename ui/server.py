@@ -12,8 +12,8 @@ from starlette.middleware import Middleware
 from . import live
 from .components import CSS, THEME, name_the_arguments
 from .fair import FairShare, guard
-from . import gradio_fixes as mcp_fixes
-from .gradio_fixes import limit_body, public_parameter_names
+from .gradio_fixes import (json_inputs_take_any_json, limit_body, public_parameter_names,
+                           returns_every_output)
 
 MAX_FILE_SIZE = "10mb"
 DELETE_CACHE = (1800, 3600)  # every 30 min, delete cached files older than an hour
@@ -35,7 +35,7 @@ MAX_BODY = 256 * 1024
 # The public endpoints are also MCP tools (Gradio's MCP server, the gradio[mcp] extra): an
 # agent connects at /gradio_api/mcp/ (streamable HTTP; SSE at /gradio_api/mcp/sse), where each
 # tool is named after its handler (on a Space, prefixed with the Space's name) and described by
-# the handler's docstring (docs/mcp.md). VAEGAN_MCP=0 (read at launch) turns it off; an
+# the handler's docstring (README, "MCP"). VAEGAN_MCP=0 (read at launch) turns it off; an
 # explicit launch(..., mcp_server=...) wins over the variable.
 def mcp_wanted() -> bool:
     return os.environ.get("VAEGAN_MCP", "1").strip().lower() not in {"0", "false", "no", "off"}
@@ -47,7 +47,7 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
     block = not kw.pop("prevent_thread_lock", False)
     kw.setdefault("mcp_server", mcp_wanted())
     if kw["mcp_server"] is not False:  # (None: Gradio's own GRADIO_MCP_SERVER decides)
-        mcp_fixes.json_inputs_take_any_json(blocks)
+        json_inputs_take_any_json(blocks)
     share = blocks.vaegan_fair_share = FairShare()
     middleware = [Middleware(limit_body, max_bytes=MAX_BODY),
                   Middleware(guard, share=share, costs=live.COSTS)]
@@ -57,7 +57,7 @@ def launch(blocks: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kw):
                            max_file_size=MAX_FILE_SIZE, share=False, show_error=False,
                            head=live.HEAD, prevent_thread_lock=True, app_kwargs={"middleware": middleware},
                            state_session_capacity=SESSIONS, **kw)
-    mcp_fixes.returns_every_output(blocks)
+    returns_every_output(blocks)
     page = getattr(blocks, "vaegan_page", None)
     if page is not None:
         live.add_routes(blocks, page.models)

@@ -253,15 +253,7 @@ class Explorer:
                                  "direction needs at least one picture on each side")
             groups.append(torch.stack([self.encode(_picture(p, f"{label}[{i}]"))
                                        for i, p in enumerate(group)]))
-        return self.direction_from_codes(groups[0], groups[1], name)
-
-    def direction_from_codes(self, these, those, name: str = "") -> dict:
-        """As direction(), from two groups of codes ((n, Z) each, n >= 1)."""
-        a, b = (torch.as_tensor(g, dtype=torch.float32).reshape(-1, self.config.latent_dim)
-                for g in (these, those))
-        if not len(a) or not len(b):
-            raise ValueError("a direction needs at least one picture on each side: these has "
-                             f"{len(a)}, those has {len(b)}")
+        a, b = groups
         v = a.mean(0) - b.mean(0)
         name = " ".join(str(name or "").split())[:MAX_NAME] or "my direction"
         return {"name": name, "model": self.spec, "vector": v.tolist(),

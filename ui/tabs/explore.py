@@ -93,10 +93,10 @@ class ExploreTab(Tab):
               api_name="decode", trigger_mode="always_last", show_progress="hidden")
         self.basis.input(self.set_basis, [self.basis, self.origin, self.yours.mine, model],
                          [*self.basis_outputs(), self.yours.box], **PRIVATE)
-        self.reset_btn.click(self.reset, [self.basis, self.origin, model], [*sliders, self.image],
+        self.reset_btn.click(self.reset, [self.origin, model], [*sliders, self.image],
                              **PRIVATE)
-        self.zero_btn.click(self.start_at_zero, [self.basis, model], self.open_outputs(), **PRIVATE)
-        self.seed_btn.click(self.start_at_seed, [self.origin_seed, self.basis, model],
+        self.zero_btn.click(self.start_at_zero, [model], self.open_outputs(), **PRIVATE)
+        self.seed_btn.click(self.start_at_seed, [self.origin_seed, model],
                             self.open_outputs(), **PRIVATE)
         # whenever the exact picture changes (a release, a reset, a new starting point): its
         # realism and its place on the mini-map
@@ -108,7 +108,7 @@ class ExploreTab(Tab):
                             **PRIVATE).then(None, self.share_query, self.share_url, js=links.COPY_JS,
                                             **PRIVATE)
         self.save_btn.click(self.save_code, view, self.code_file, **PRIVATE)
-        self.load_btn.upload(self.load_code, [self.load_btn, self.basis, model],
+        self.load_btn.upload(self.load_code, [self.load_btn, model],
                              self.open_outputs(), **PRIVATE)
         self.yours.wire()
 
@@ -162,7 +162,7 @@ class ExploreTab(Tab):
         return self.basis_update(m, basis, mine, origin)
 
     @friendly
-    def reset(self, basis, origin, model) -> dict:
+    def reset(self, origin, model) -> dict:
         """All sliders to 0 and one decode, from one handler (at 0 every basis gives the origin)."""
         return {**{s: 0.0 for s in self.sliders},
                 self.image: self._origin_picture(self.page.explorer(model), origin)}
@@ -172,8 +172,9 @@ class ExploreTab(Tab):
         """The picture with every slider at 0 (the same for every basis: origin + B @ 0)."""
         return m.decode([], next(iter(m.bases)), origin)
 
-    def open_at(self, z, where: str, basis, model) -> dict:
-        """Open the Explore tab at a new starting point z (what the other tabs call)."""
+    def open_at(self, z, where: str, model) -> dict:
+        """Open the Explore tab at a new starting point z (what the other tabs call); the
+        sliders go to 0, where every basis shows z itself."""
         return {self.page.tab_box: gr.Tabs(selected=self.id), self.origin: z,
                 self.where: f"Starting point: {where}", **{s: 0.0 for s in self.sliders},
                 self.image: self._origin_picture(self.page.explorer(model), z)}
@@ -182,14 +183,14 @@ class ExploreTab(Tab):
         return [self.page.tab_box, self.origin, self.where, *self.sliders, self.image]
 
     @friendly
-    def start_at_seed(self, seed, basis, model) -> dict:
+    def start_at_seed(self, seed, model) -> dict:
         return self.open_at(self.page.explorer(model).seed_latent(seed).tolist(), f"seed {seed}",
-                            basis, model)
+                            model)
 
     @friendly
-    def start_at_zero(self, basis, model) -> dict:
+    def start_at_zero(self, model) -> dict:
         return self.open_at(self.page.explorer(model).zero_latent().tolist(),
-                            "the origin (all zeros)", basis, model)
+                            "the origin (all zeros)", model)
 
     @friendly
     def where_now(self, basis, origin, mine, *values_and_model) -> dict:
@@ -243,11 +244,11 @@ class ExploreTab(Tab):
         return gr.File(str(path), visible=True)
 
     @friendly
-    def load_code(self, file, basis, model) -> dict:
+    def load_code(self, file, model) -> dict:
         m = self.page.explorer(model)
         z, saved_from = read_code_file(file, m)
         where = "a loaded code" + (f" (saved from {saved_from})" if saved_from != m.spec else "")
-        return self.open_at(z, where, basis, model)
+        return self.open_at(z, where, model)
 
     # ---- another model ---------------------------------------------------------------------
     def _sliders_for(self, m: Explorer, basis) -> dict:

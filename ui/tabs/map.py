@@ -84,7 +84,7 @@ class MapTab(Tab):
                self.shaded.input], **draw)
         self.picture.select(self.pick, [self.frame, *self.settings()],
                             [self.picked, self.meter, self.code, self.picture], **PRIVATE)
-        self.open_btn.click(self.open_in_explore, [self.code, explore.basis, model],
+        self.open_btn.click(self.open_in_explore, [self.code, model],
                             explore.open_outputs(), **PRIVATE)
         self.link_btn.click(self.make_link, [*self.settings(), self.code],
                             [self.share_query, self.share_url], **PRIVATE).then(
@@ -183,10 +183,10 @@ class MapTab(Tab):
                 self.shaded: link.shaded, self.page.tabs["explore"].origin: link.z,
                 **self._drawn(m, view, link.shaded, mark), **out}
 
-    def open_in_explore(self, code, basis, model) -> dict:
+    def open_in_explore(self, code, model) -> dict:
         if not code:
             raise gr.Error("Click the map first, then open that place in Explore.")
-        return self.page.tabs["explore"].open_at(code, "a place picked on the map", basis, model)
+        return self.page.tabs["explore"].open_at(code, "a place picked on the map", model)
 
     # ---- public endpoints ----------------------------------------------------------------------
     @friendly

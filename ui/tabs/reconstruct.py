@@ -57,7 +57,7 @@ class ReconstructTab(Tab):
         self.sketch_btn.click(self.reconstruct_drawing, [self.sketch, model], self.outputs(),
                               **PRIVATE)
         self.gallery.select(self.pick_example, model, [self.upload, *self.outputs()], **PRIVATE)
-        self.edit_btn.click(self.edit_in_explore, [self.z, explore.basis, model],
+        self.edit_btn.click(self.edit_in_explore, [self.z, model],
                             explore.open_outputs(), **PRIVATE)
 
     @friendly
@@ -84,10 +84,10 @@ class ReconstructTab(Tab):
         picture = self.page.explorer(model).example(evt.index)
         return {self.upload: picture, **self.reconstruct(picture, model)}
 
-    def edit_in_explore(self, z, basis, model) -> dict:
+    def edit_in_explore(self, z, model) -> dict:
         if not z:
             raise gr.Error("Reconstruct a picture first, then edit it in Explore.")
-        return self.page.tabs["explore"].open_at(z, "the reconstructed picture", basis, model)
+        return self.page.tabs["explore"].open_at(z, "the reconstructed picture", model)
 
     def model_inputs(self) -> list:
         return [self.upload]

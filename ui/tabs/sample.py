@@ -42,7 +42,7 @@ class SampleTab(Tab):
               [self.seed, self.temperature, self.count, page.model], [self.grid, self.codes],
               api_name="sample")
         self.grid.select(self.pick, [self.codes, self.seed, self.temperature, self.count,
-                                     explore.basis, page.model], explore.open_outputs(), **PRIVATE)
+                                     page.model], explore.open_outputs(), **PRIVATE)
 
     @friendly
     def sample(self, seed, temperature, count, model):
@@ -60,7 +60,7 @@ class SampleTab(Tab):
         return {self.grid: g.image, self.codes: g.z.tolist()}
 
     @friendly
-    def pick(self, codes, seed, temperature, count, basis, model, evt: gr.SelectData) -> dict:
+    def pick(self, codes, seed, temperature, count, model, evt: gr.SelectData) -> dict:
         """A click on the grid opens that picture's code in Explore (a click between pictures: nothing)."""
         m = self.page.explorer(model)
         codes = codes or m.sample(seed, temperature, count).z.tolist()
@@ -68,7 +68,7 @@ class SampleTab(Tab):
         if i is None:
             return {self.page.tab_box: gr.skip()}
         return self.page.tabs["explore"].open_at(codes[i], f"sample {i + 1} of the Sample tab",
-                                                 basis, model)
+                                                 model)
 
     def model_inputs(self) -> list:
         return [self.seed, self.temperature, self.count]
