@@ -111,6 +111,10 @@ PRESETS: dict[str, VAEGANConfig] = {
     "fashion-mnist": VAEGANConfig(),
     # small config for tests and quick experiments
     "tiny": VAEGANConfig(latent_dim=8, widths=(4, 8), disc_widths=(4, 8)),
+    # 64x64 RGB emoji (issue 21): narrower than rgb64 so that a run fits 90 minutes on 2
+    # cores (about 0.9 s a step of 64 on one thread) and the weights 20 MB with the rest
+    "emoji64": VAEGANConfig(image_size=64, channels=3, latent_dim=64, widths=(32, 64, 128, 192),
+                            disc_widths=(32, 64, 128, 128)),
     # 64x64 RGB (e.g. faces, as in the paper)
     "rgb64": VAEGANConfig(image_size=64, channels=3, latent_dim=128,
                           widths=(64, 128, 256, 256), disc_widths=(32, 128, 256, 256)),

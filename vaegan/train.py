@@ -38,6 +38,21 @@ from .model import PRESETS, VAEGAN, VAEGANConfig
 MEMORY_FORMAT = torch.channels_last  # of the model and batches during training
 
 
+AUGMENTS = ("none", "flip")
+
+
+def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """A batch (B, C, H, W) -> the batch augmented as --augment says: with "flip", each picture
+    is mirrored left-right when its draw from generator says so (half of them).
+
+    Shifts were tried and left out: emoji fill their square, so a shift cuts one off and the
+    repeated border smears its edge, and the samples learn both."""
+    if kind == "none":
+        return x
+    flip = torch.rand(len(x), generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+
+
 class NonFiniteLoss(RuntimeError):
     pass
 
@@ -205,6 +220,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--log-every", type=int, default=50, help="steps between metrics lines")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--augment", default="none", choices=sorted(AUGMENTS),
+                   help="training-time augmentation of each batch: 'flip' mirrors half of the "
+                        "pictures left-right; for small sets such as emoji (default: none)")
     p.add_argument("--nan-at-step", type=int, default=None, help=argparse.SUPPRESS)  # fault test
     args = p.parse_args(argv)
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
@@ -305,6 +323,7 @@ class Run:
         info = {"command": self.command, "epochs": self.epoch, "steps": self.step,
                 "train_seconds": round(seconds, 1), "batch_size": hp["batch_size"], "lr": hp["lr"],
                 "disc_lr": hp.get("disc_lr") or hp["lr"], "ema": hp.get("ema"), "seed": hp["seed"],
+                "augment": hp.get("augment", "none"),
                 "dataset": hp["dataset"], "device": str(self.device),
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "machine": platform_summary()}
@@ -360,7 +379,7 @@ def new_hparams(args: argparse.Namespace) -> dict:
     if args.ema is not None and not 0.0 < args.ema < 1.0:
         raise SystemExit(f"error: --ema takes a decay between 0 and 1 such as 0.999, got {args.ema}")
     return {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
-                                          "ema", "seed", "limit")}
+                                          "ema", "seed", "limit", "augment")}
 
 
 def build_networks(config: VAEGANConfig, hp: dict, device: torch.device, init: VAEGAN | None
@@ -471,6 +490,9 @@ def train_epoch(run: Run, log: TextIO) -> dict[str, float]:
         if run.step >= run.max_steps or run.out_of_time():
             break
         x = run.images[perm[b * bs:(b + 1) * bs]].to(run.device).float().div_(255)  # (B, C, H, W)
+        # the augmentation of a batch depends only on (seed, epoch, batch): resumable too
+        x = augment(x, run.hp.get("augment", "none"), torch.Generator().manual_seed(
+            (run.hp["seed"] * 100_003 + run.epoch) * 100_003 + b))
         x = x.contiguous(memory_format=MEMORY_FORMAT)
         if args.nan_at_step is not None and run.step == args.nan_at_step:
             x = x * float("nan")
