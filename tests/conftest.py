@@ -23,25 +23,34 @@ from vaegan.model import PRESETS, VAEGAN  # noqa: E402
 SAMPLE_DIR = Path(__file__).parent / "data" / "fashion-mnist-sample"
 
 
-def make_tiny_folder(folder: Path, seed: int = 0) -> Path:
-    """config.json + model.safetensors + explorer.safetensors of PRESETS["tiny"] (latent 8),
-    random, with decoder weights scaled so that different codes give visibly different images."""
+def make_tiny_folder(folder: Path, seed: int = 0, preset: str = "tiny") -> Path:
+    """config.json + model.safetensors + explorer.safetensors of PRESETS["tiny"] (28x28 grey,
+    latent 8; assets from the Fashion-MNIST sample) or PRESETS["tiny-rgb"] (32x32 RGB, latent
+    8; assets from the emoji, skin tone included), random, with decoder weights scaled so that
+    different codes give visibly different images."""
     from vaegan.explorer import main
     torch.manual_seed(seed)
-    model = VAEGAN(PRESETS["tiny"]).eval()
+    model = VAEGAN(PRESETS[preset]).eval()
     with torch.no_grad():  # at init the decoder's output hardly depends on z; make it visible
         for p in model.decoder.parameters():
             if p.dim() > 1:
                 p.mul_(3.0)
     model.save_pretrained(folder)
-    assert main(["build", str(folder), "--data-dir", str(SAMPLE_DIR), "--split", "test",
-                 "--limit", "400", "--map-points", "300"]) == 0
+    data = (["--dataset", "emoji", "--split", "train"] if model.config.channels == 3 else
+            ["--data-dir", str(SAMPLE_DIR), "--split", "test", "--limit", "400"])
+    assert main(["build", str(folder), *data, "--map-points", "300"]) == 0
     return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
     return make_tiny_folder(tmp_path_factory.mktemp("weights") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb_folder(tmp_path_factory) -> Path:
+    """A tiny random 32x32 RGB model with emoji explorer assets (needs the emoji fonts)."""
+    return make_tiny_folder(tmp_path_factory.mktemp("weights") / "tiny-rgb", seed=0, preset="tiny-rgb")
 
 
 @pytest.fixture(scope="session")

@@ -327,15 +327,16 @@ def test_a_code_file_round_trips_and_bad_ones_get_a_sentence(page, explorer_tiny
 
 
 def _sketch(strokes: bool) -> dict:
-    im = Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "black")
+    im = Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "white")
     if strokes:
-        ImageDraw.Draw(im).rectangle((100, 60, 160, 200), outline="white", width=12)
+        ImageDraw.Draw(im).rectangle((100, 60, 160, 200), outline="black", width=12)
     return {"background": im, "layers": [], "composite": im}
 
 
 def test_a_drawing_is_cropped_to_its_strokes_and_reconstructed_like_an_upload(page, explorer_tiny):
     picture = drawing(_sketch(True))
     assert picture.size == (83, 163)  # strokes 61 x 141 px, with 8% of 141 on every side
+    assert picture.getpixel((0, 0)) == (255, 255, 255) and picture.getpixel((11, 81)) == (0, 0, 0)
     tab = page.tabs["reconstruct"]
     out = tab.reconstruct_drawing(_sketch(True), None)
     want = explorer_tiny.reconstruct(picture)

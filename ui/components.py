@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, ImageChops
 
-from vaegan.explorer import N_SLIDERS, UPLOAD_HELP, Explorer, checked_number, too_large
+from vaegan.explorer import BASES, N_SLIDERS, UPLOAD_HELP, YOURS, Explorer, checked_number, too_large
 from vaegan.hub import ModelLoadError
 
 from .gradio_fixes import check_input
@@ -115,31 +115,44 @@ SKETCH_SIDE = 280  # the drawing canvas, in pixels (10x a 28x28 picture)
 SKETCH_MARGIN = 0.08  # of the strokes' larger side, kept around them when a drawing is cropped
 
 
+SKETCH_COLOURS = ["#000000", "#606060", "#b0b0b0", "#d93025", "#f29900", "#fbbc04", "#188038",
+                  "#1a73e8", "#8e24aa", "#795548", "#f4c7a1"]
+
+
 def sketchpad(label: str, **kw) -> gr.Sketchpad:
-    """A drawing canvas: light strokes on a dark ground, as the Fashion-MNIST pictures are.
-    Read it with drawing()."""
-    ground = Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "black")
+    """A drawing canvas: dark or coloured strokes on white, which suits every model: for a
+    grey model (Fashion-MNIST: light garments on black) the drawing is inverted as a
+    dark-on-light upload is, a colour model (emoji on white) takes it as it is. Read it with
+    drawing()."""
+    ground = Image.new("RGB", (SKETCH_SIDE, SKETCH_SIDE), "white")
     return gr.Sketchpad(ground, label=label, type="pil", image_mode="RGB",
                         canvas_size=(SKETCH_SIDE, SKETCH_SIDE), fixed_canvas=True, layers=False,
-                        brush=gr.Brush(default_size=18, colors=["#ffffff", "#b0b0b0", "#606060"],
-                                       default_color="#ffffff", color_mode="defaults"),
+                        brush=gr.Brush(default_size=18, colors=SKETCH_COLOURS,
+                                       default_color=SKETCH_COLOURS[0], color_mode="defaults"),
                         height=320, transforms=(), format="png", **kw)
+
+
+DRAW_HELP = "draw one thing in dark or coloured strokes on the white canvas"
 
 
 def drawing(value) -> Image.Image:
     """A sketchpad's value -> the drawn picture, cropped to its strokes (with a margin) so that
-    the garment fills the frame as in the training pictures; then it goes the way of an upload
+    the drawing fills the frame as in the training pictures; then it goes the way of an upload
     (vaegan.data.to_tensor). ValueError when nothing is drawn."""
     composite = value.get("composite") if isinstance(value, dict) else value
     if composite is None:
-        raise ValueError("nothing is drawn yet: draw a garment in light strokes on the dark canvas")
+        raise ValueError(f"nothing is drawn yet: {DRAW_HELP}")
     im = composite.convert("RGB")
-    box = im.convert("L").point(lambda v: 255 if v > 24 else 0).getbbox()
+    ink = ImageChops.difference(im, Image.new("RGB", im.size, "white")).convert("L")
+    box = ink.point(lambda v: 255 if v > 24 else 0).getbbox()
     if box is None:
-        raise ValueError("the canvas is empty: draw a garment in light strokes on the dark canvas")
+        raise ValueError(f"the canvas is empty: {DRAW_HELP}")
     side = max(box[2] - box[0], box[3] - box[1])
     pad = max(2, round(side * SKETCH_MARGIN))
-    return im.crop((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad))
+    # the margin beyond the canvas is white too (crop would fill it with black)
+    framed = Image.new("RGB", (box[2] - box[0] + 2 * pad, box[3] - box[1] + 2 * pad), "white")
+    framed.paste(im.crop(box), (pad, pad))
+    return framed
 
 
 def read_json_file(file, fmt: str, what: str, max_bytes: int) -> dict:
@@ -156,6 +169,9 @@ def read_json_file(file, fmt: str, what: str, max_bytes: int) -> dict:
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise ValueError(f'that file is not a {what} of this app (JSON with "format": "{fmt}")')
     return data
+
+
+ANY_BASIS = (*BASES, YOURS)  # every basis key some model may have
 
 
 def name_the_arguments(blocks: gr.Blocks, names: dict[int, str]) -> None:
@@ -178,6 +194,11 @@ def _out_of_range(box, name: str, payload, error, value):
         raise error
     if isinstance(box, (gr.Radio, gr.Dropdown)):
         allowed = [v for _, v in box.choices]
+        if name == "basis" and payload in ANY_BASIS:
+            # the choices are the default model's; another model may have more bases (the
+            # emoji model's skin tone), and the handler checks the key against the model asked
+            # for (Explorer.basis: one sentence naming that model's bases)
+            return payload
         raise sentence(f"{name} must be one of {allowed}, got {payload!r}") from None
     integer = getattr(box, "precision", None) == 0 or getattr(box, "step", None) == 1
     lo = -math.inf if box.minimum is None else box.minimum

@@ -60,7 +60,7 @@ class DirectionBuilder:
                                            value=None, scale=1, min_width=180,
                                            visible=bool(ex.examples))
             with gr.Accordion("Draw one", open=False):
-                self.sketch = sketchpad("Draw a garment (light on dark)", elem_id="yours-sketch")
+                self.sketch = sketchpad("Draw one (dark or coloured on white)", elem_id="yours-sketch")
                 self.add_drawing = gr.Button("Add the drawing", elem_id="add-drawing")
             with gr.Row(equal_height=True):
                 self.name = gr.Textbox(label="Name of the direction", placeholder="e.g. sleeves",

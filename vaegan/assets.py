@@ -21,7 +21,12 @@ pictures; a version-1 file loads with these empty, and the app says how to build
                                for a model without a discriminator)
     realism_log_density (M,)   sorted log-densities of map_codes under the sampling prior
 
-Metadata (strings): format, version, class_names (JSON list), num_images, source.
+Optional, for a dataset with an attribute of its own (emoji: skin tone; A = directions):
+
+    attribute_vectors   (A, Z) e.g. mean code of each skin-tone variant minus its untoned one
+
+Metadata (strings): format, version, class_names (JSON list), num_images, source, and with
+attribute_vectors: attribute_title, attribute_names (JSON list), attribute_info.
 """
 from __future__ import annotations
 
@@ -59,6 +64,10 @@ class ExplorerAssets:
     map_embedding: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 2))
     realism_logits: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     realism_log_density: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    attribute_vectors: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
+    attribute_title: str = ""
+    attribute_names: tuple[str, ...] = ()
+    attribute_info: str = ""
 
     TENSORS = ("mean_kl", "z_mean", "z_std", "pca_directions", "pca_variance_ratio", "pca_std",
                "class_vectors", "example_images", "example_labels")
@@ -140,6 +149,10 @@ def save_assets(assets: ExplorerAssets, path: str | Path) -> None:
     tensors = {k: getattr(assets, k).contiguous() for k in names}
     meta = {"format": FORMAT, "version": VERSION, "class_names": json.dumps(list(assets.class_names)),
             "num_images": str(assets.num_images), "source": assets.source}
+    if len(assets.attribute_vectors):
+        tensors["attribute_vectors"] = assets.attribute_vectors.float().contiguous()
+        meta.update(attribute_title=assets.attribute_title, attribute_info=assets.attribute_info,
+                    attribute_names=json.dumps(list(assets.attribute_names)))
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -173,7 +186,26 @@ def load_assets(path: str | Path, latent_dim: int, channels: int, image_size: in
     assets = ExplorerAssets(**floats, example_images=t["example_images"].to(torch.uint8),
                             example_labels=t["example_labels"].long(), class_names=names,
                             num_images=num_images, source=meta.get("source", ""))
+    if "attribute_vectors" in t:
+        assets = replace(assets, **_attribute_part(path, t, meta, z))
     return replace(assets, **_map_part(path, t, z)) if "map_codes" in t else assets
+
+
+def _attribute_part(path, t: dict, meta: dict, z: int) -> dict:
+    """The optional attribute directions of a loaded file, checked (ValueError naming the file)."""
+    v = t["attribute_vectors"].float()
+    try:
+        names = tuple(str(n) for n in json.loads(meta["attribute_names"]))
+        title = str(meta["attribute_title"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: bad attribute metadata ({e!r})") from None
+    if v.dim() != 2 or v.shape[1] != z or len(names) != v.shape[0] or not title:
+        raise ValueError(f"{path}: key 'attribute_vectors' has shape {tuple(v.shape)}, expected "
+                         f"({len(names)}, {z}) with a title and one name per direction")
+    if not torch.isfinite(v).all():
+        raise ValueError(f"{path}: non-finite values in attribute_vectors")
+    return {"attribute_vectors": v, "attribute_names": names, "attribute_title": title,
+            "attribute_info": str(meta.get("attribute_info", ""))}
 
 
 def _map_part(path, t: dict, z: int) -> dict:

@@ -107,6 +107,17 @@ def load_dataset(name: str, split: str, data_dir: str | Path | None, image_size:
     return load_image_folder(name, image_size, channels), None
 
 
+def dataset_classes(name: str) -> tuple[str, ...]:
+    """The class names of a dataset's labels: Fashion-MNIST's 10 classes, the emoji groups;
+    () for a folder of pictures (no labels)."""
+    if name == "fashion-mnist":
+        return FASHION_CLASSES
+    if name == "emoji":
+        from .emoji import emoji_list, groups
+        return groups(emoji_list())
+    return ()
+
+
 # ---- the one conversion in, the one conversion out ----------------------------------------
 
 def _first_frame(image: Image.Image) -> Image.Image:
@@ -160,9 +171,9 @@ def to_tensor(image: Image.Image, image_size: int = 28, channels: int = 1,
 
     Takes the first frame of an animation, applies EXIF orientation, converts every Pillow
     mode (see _eight_bit: transparency on white, 16-bit scaled, not clipped), fits the
-    longer side to S and pads to a square (keeping the whole garment; a 10000x10 strip
-    becomes a thin line), and for grayscale inverts images that are dark on light
-    (invert=None decides from the border pixels).
+    longer side to S and pads to a square with the colour of its border (keeping the whole
+    picture; a 10000x10 strip becomes a thin line), and for grayscale inverts images that are
+    dark on light (invert=None decides from the border pixels).
     """
     im = _fit(_eight_bit(ImageOps.exif_transpose(_first_frame(image)), channels), image_size)
     arr = np.asarray(im, dtype=np.float32) / 255.0
@@ -173,11 +184,11 @@ def to_tensor(image: Image.Image, image_size: int = 28, channels: int = 1,
         if invert:
             arr = 1.0 - arr
         fill = 0 if invert else int(round(float(np.median(border)) * 255))
-    else:
-        fill = 0
+    else:  # the border's own colour (white for an emoji on white, black for a photo on black)
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])  # (P, 3)
+        fill = tuple(int(round(float(v) * 255)) for v in np.median(border, axis=0))
     im = Image.fromarray((arr * 255).round().astype(np.uint8))
-    im = ImageOps.pad(im, (image_size, image_size), Image.Resampling.LANCZOS,
-                      color=fill if channels == 1 else (fill,) * 3)
+    im = ImageOps.pad(im, (image_size, image_size), Image.Resampling.LANCZOS, color=fill)
     t = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()) / 255.0
     t = t.unsqueeze(0) if channels == 1 else t.permute(2, 0, 1)
     return t.unsqueeze(0)

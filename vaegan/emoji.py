@@ -132,14 +132,42 @@ def render_all(size: int = 64) -> tuple[np.ndarray, list[Emoji]]:
     return images, emoji
 
 
+def split_indices(emoji: list[Emoji], split: str) -> list[int]:
+    """Indices into emoji of a split ("train": 90%, "test": the held-out 10%, "all")."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    return [i for i, e in enumerate(emoji) if split == "all" or e.held_out == (split == "test")]
+
+
 def load_emoji(split: str = "train", size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (images uint8 (N, 3, size, size), group labels int64 (N,)) of the split ("train":
     90%, "test": the held-out 10%, "all")."""
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     images, emoji = render_all(size)
     names = groups(emoji)
-    keep = [i for i, e in enumerate(emoji)
-            if split == "all" or e.held_out == (split == "test")]
+    keep = split_indices(emoji, split)
     labels = torch.tensor([names.index(emoji[i].group) for i in keep], dtype=torch.int64)
     return torch.from_numpy(images[keep].copy()), labels
+
+
+TONE_NAMES = ("light", "medium-light", "medium", "medium-dark", "dark")  # modifiers 1-5
+
+
+def tone_directions(codes: torch.Tensor, emoji: list[Emoji]) -> tuple[torch.Tensor, tuple[str, ...], str]:
+    """The skin-tone basis from the codes (N, Z) of a list of emoji (as load_emoji orders a
+    split): for each tone, the mean over the emoji of that tone (one tone throughout) whose
+    untoned form is in the list of code(toned) - code(untoned); first "darker skin", the dark
+    direction minus the light one -> (vectors (6, Z), slider names, a sentence of counts)."""
+    where = {e.text: i for i, e in enumerate(emoji)}
+    diffs: dict[int, list[torch.Tensor]] = {t: [] for t in range(1, 6)}
+    for i, e in enumerate(emoji):
+        tones = {SKIN_TONES[c] for c in e.text if c in SKIN_TONES}
+        if len(tones) == 1 and e.base in where:
+            diffs[e.tone].append(codes[i] - codes[where[e.base]])
+    if not all(diffs.values()):
+        raise ValueError("skin-tone directions need toned emoji with their untoned forms for "
+                         f"every tone; found {[len(d) for d in diffs.values()]} pairs")
+    per_tone = torch.stack([torch.stack(diffs[t]).mean(0) for t in range(1, 6)])  # (5, Z)
+    vectors = torch.cat([(per_tone[4] - per_tone[0])[None], per_tone])
+    names = ("darker skin (dark minus light)", *(f"{n} skin tone" for n in TONE_NAMES))
+    counts = ", ".join(f"{len(diffs[t])} {n}" for t, n in zip(range(1, 6), TONE_NAMES))
+    return vectors, names, f"pairs of an emoji and its untoned form: {counts}"

@@ -21,7 +21,7 @@ from PIL import Image
 
 from . import latent
 from .assets import MAP_POINTS, ExplorerAssets, build_assets, load_assets, save_assets
-from .data import FASHION_CLASSES, MAX_PIXELS, load_fashion_mnist, to_image, to_tensor
+from .data import MAX_PIXELS, dataset_classes, load_dataset, to_image, to_tensor
 from .hub import EXPLORER_FILE, LoadedModel, load_model
 from .latent_map import ATLAS_N, EXTENT, PROJECTIONS, LatentMap, MapView
 from .realism import Realism
@@ -51,7 +51,7 @@ KEEP_GIFS = 16  # GIFs kept in the temp dir (Gradio copies each into its own cac
 UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one garment"
 MAX_SIDE = math.isqrt(MAX_PIXELS)  # 4096: uploads hold at most MAX_PIXELS = MAX_SIDE**2 pixels
 BASES = {"kl": "Most informative dimensions", "pca": "Principal directions",
-         "class": "Class attributes"}
+         "class": "Class attributes", "attribute": "an attribute of the data (e.g. Skin tone)"}
 
 
 
@@ -222,6 +222,13 @@ class Explorer:
                                    tuple(f"more {n}" for n in a.class_names[:kc]),
                                    "Mean code of a class minus the mean code of the rest "
                                    "(Larsen et al.); one step adds one such difference.")
+        ka = min(N_SLIDERS, len(a.attribute_vectors))
+        if ka:
+            bases["attribute"] = Basis("attribute", a.attribute_title,
+                                       a.attribute_vectors[:ka].T.contiguous(),
+                                       a.attribute_names[:ka],
+                                       a.attribute_info or "Directions of an attribute of the data; "
+                                       "one step adds one such direction.")
         return bases
 
     def custom_basis(self, directions) -> Basis:
@@ -528,8 +535,10 @@ def load_explorer(spec: str, allow_random: bool = False) -> Explorer:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaegan.explorer", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help=f"encode Fashion-MNIST and write WEIGHTS_DIR/{EXPLORER_FILE}")
+    b = sub.add_parser("build", help=f"encode the training set and write WEIGHTS_DIR/{EXPLORER_FILE}")
     b.add_argument("weights_dir", type=Path)
+    b.add_argument("--dataset", default="fashion-mnist",
+                   help="'fashion-mnist', 'emoji' or a folder of images (default: fashion-mnist)")
     b.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX files (default: Debian's)")
     b.add_argument("--split", choices=("train", "test"), default="train",
                    help="images the directions are computed from (examples always come from test)")
@@ -542,13 +551,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.weights_dir.is_dir():
         p.error(f"{args.weights_dir}: not a weights folder")
     loaded = load_model(str(args.weights_dir))
-    images, labels = load_fashion_mnist(args.split, args.data_dir)
+    c = loaded.model.config
+    load = lambda split: load_dataset(args.dataset, split, args.data_dir, c.image_size, c.channels)  # noqa: E731
+    images, labels = load(args.split)
     if args.limit:
-        images, labels = images[: args.limit], labels[: args.limit]
-    test_x, test_y = load_fashion_mnist("test", args.data_dir)
-    assets = build_assets(loaded.model, images, labels, FASHION_CLASSES, test_x, test_y,
+        images, labels = images[: args.limit], labels[: args.limit] if labels is not None else None
+    test_x, test_y = (images, labels) if Path(args.dataset).is_dir() else load("test")
+    if test_y is None:  # a folder: no classes, every picture in one
+        test_y = torch.zeros(len(test_x), dtype=torch.long)
+    name = {"fashion-mnist": "Fashion-MNIST", "emoji": "emoji"}.get(args.dataset, Path(args.dataset).name)
+    assets = build_assets(loaded.model, images, labels, dataset_classes(args.dataset), test_x, test_y,
                           n_examples=args.examples, batch_size=args.batch_size,
-                          source=f"Fashion-MNIST {args.split}", map_points=args.map_points)
+                          source=f"{name} {args.split}", map_points=args.map_points)
+    if args.dataset == "emoji":
+        assets = with_skin_tone(assets, loaded.model, args.split, args.limit, args.batch_size)
     out = args.weights_dir / EXPLORER_FILE
     save_assets(assets, out)
     top = latent.kl_ranking(assets.mean_kl)[:5].tolist()
@@ -556,6 +572,24 @@ def main(argv: list[str] | None = None) -> int:
           f"most informative dims {top}; PCA variance "
           f"{[round(float(r), 3) for r in assets.pca_variance_ratio[:5]]}", file=sys.stderr)
     return 0
+
+
+@torch.inference_mode()
+def with_skin_tone(assets: ExplorerAssets, model: VAEGAN, split: str, limit: int | None,
+                   batch_size: int) -> ExplorerAssets:
+    """assets with the emoji's skin-tone basis (vaegan.emoji.tone_directions) from the split."""
+    from dataclasses import replace
+
+    from .emoji import load_emoji, render_all, split_indices, tone_directions
+    _, emoji = render_all(model.config.image_size)
+    chosen = [emoji[i] for i in split_indices(emoji, split)][:limit]
+    images = load_emoji(split, model.config.image_size)[0][:limit]
+    codes = torch.cat([model.encode(images[i:i + batch_size].float().div(255).to(model.device)).mean.cpu()
+                       for i in range(0, len(images), batch_size)])
+    vectors, names, counts = tone_directions(codes, chosen)
+    return replace(assets, attribute_vectors=vectors, attribute_names=names, attribute_title="Skin tone",
+                   attribute_info="The mean code of an emoji in a skin tone minus the code of the same "
+                   f"emoji untoned ({counts}); one step adds one such difference.")
 
 
 if __name__ == "__main__":

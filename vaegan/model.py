@@ -111,6 +111,9 @@ PRESETS: dict[str, VAEGANConfig] = {
     "fashion-mnist": VAEGANConfig(),
     # small config for tests and quick experiments
     "tiny": VAEGANConfig(latent_dim=8, widths=(4, 8), disc_widths=(4, 8)),
+    # ... and its colour counterpart at another size (tests run the app on both)
+    "tiny-rgb": VAEGANConfig(image_size=32, channels=3, latent_dim=8, widths=(4, 8),
+                             disc_widths=(4, 8)),
     # 64x64 RGB emoji (issue 21): narrower than rgb64 so that a run fits 90 minutes on 2
     # cores (about 0.9 s a step of 64 on one thread) and the weights 20 MB with the rest
     "emoji64": VAEGANConfig(image_size=64, channels=3, latent_dim=64, widths=(32, 64, 128, 192),

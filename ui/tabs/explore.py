@@ -118,7 +118,7 @@ class ExploreTab(Tab):
         """The picture at origin + basis @ sliders (sliders: slider_1 ... slider_12, each -3 to 3).
 
         Args:
-            basis: the directions: "kl" (most informative dimensions), "pca" (principal directions), "class" (class attribute vectors) or "yours" (the vectors in directions)
+            basis: the directions: "kl" (most informative dimensions), "pca" (principal directions), "class" (class attribute vectors), "attribute" (a model's own, e.g. the emoji model's skin tone) or "yours" (the vectors in directions)
             origin: the starting code, a list of latent_dim numbers (32 for the bundled models); null: all zeros
             model: a name from the Model list; left out: the app's default model
             directions: for basis "yours" only: a list of 1-12 vectors of latent_dim numbers, or of {"name", "vector"} as the direction tool returns

@@ -194,7 +194,7 @@ class MapTab(Tab):
         """An n x n grid of pictures decoded over the square slice origin + a u + b v of the latent space.
 
         Args:
-            basis: the directions u and v come from: "kl", "pca" or "class"
+            basis: the directions u and v come from: "kl", "pca", "class" or "attribute" (where the model has it, e.g. skin tone)
             direction_1: u, a whole number from 1 to 12 (1: the basis's first direction)
             direction_2: v, a whole number from 1 to 12
             origin: the centre code, a list of latent_dim numbers; null: all zeros

@@ -27,7 +27,7 @@ class ReconstructTab(Tab):
                 self.upload = upload("Your picture (one garment)")
                 self.button = gr.Button("Reconstruct", variant="primary")
                 with gr.Accordion("Or draw one", open=False):
-                    self.sketch = sketchpad("Draw a garment (light on dark)",
+                    self.sketch = sketchpad("Draw one (dark or coloured on white)",
                                             elem_id="recon-sketch")
                     self.sketch_btn = gr.Button("Reconstruct the drawing", elem_id="recon-drawing")
             with gr.Column(scale=2):
