@@ -14,8 +14,8 @@ from ui.live import ROUTE, TRACK_HEADER, TRACK_ROUTE
 from ui.models import Models
 from ui.page import create_demo
 from vaegan.data import to_tensor
-from vaegan.explorer import N_SLIDERS, SLIDER_POSITIONS, TRACK_COLUMNS, Explorer, load_explorer
-from vaegan.hub import LoadedModel, load_model
+from vaegan.explorer import SLIDER_POSITIONS, TRACK_COLUMNS, Explorer, load_explorer
+from vaegan.hub import LoadedModel
 from vaegan.model import VAEGAN, VAEGANConfig
 from conftest import serving
 

@@ -176,6 +176,9 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
                      if training.get("ema") else "")
                   + (", half of the pictures mirrored left-right (`--augment flip`)"
                      if training.get("augment") == "flip" else "")
+                  + (f", on {training['world_size']} processes ({training.get('backend')}, "
+                     f"{training.get('batch_per_process')} pictures each)"
+                     if training.get("world_size", 1) > 1 else "")
                   + f", seed {training.get('seed')}; "
                   f"{secs / 60:.0f} minutes on {training.get('machine')} "
                   f"({training.get('threads')} torch thread(s), torch {training.get('torch')})."

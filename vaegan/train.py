@@ -2,11 +2,13 @@
 
     python -m vaegan.train --preset fashion-mnist --epochs 10 --out runs/fmnist
     python -m vaegan.train --out runs/fmnist --resume      # continue from runs/fmnist/checkpoint.pt
+    torchrun --nproc-per-node 2 -m vaegan.train --out runs/fmnist    # 2 processes (vaegan/distributed.py)
 
 Writes into --out: checkpoint.pt (atomic: temp file + os.replace; model, the three
 optimizers, step, epoch, RNG states), metrics.jsonl (one line per logged step and per
 epoch), samples_eNNN.png and recon_eNNN.png each epoch, and model/ (config.json +
-model.safetensors) at the end.
+model.safetensors) at the end. Under torchrun only rank 0 writes; --batch-size is the global
+batch, split evenly over the processes, and a run resumes on any number of them.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from tqdm import tqdm
 
 from . import losses
 from .data import load_dataset
+from .distributed import World, close_world, global_batchnorm, init_world
 from .model import PRESETS, VAEGAN, VAEGANConfig
 
 
@@ -41,15 +44,18 @@ MEMORY_FORMAT = torch.channels_last  # of the model and batches during training
 AUGMENTS = ("none", "flip")
 
 
-def augment(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, kind: str, generator: torch.Generator,
+            world: World | None = None) -> torch.Tensor:
     """A batch (B, C, H, W) -> the batch augmented as --augment says: with "flip", each picture
-    is mirrored left-right when its draw from generator says so (half of them).
+    is mirrored left-right when its draw from generator says so (half of them). With world,
+    x is this rank's share of the global batch: the draws are the global batch's, its rows kept.
 
     Shifts were tried and left out: emoji fill their square, so a shift cuts one off and the
     repeated border smears its edge, and the samples learn both."""
     if kind == "none":
         return x
-    flip = torch.rand(len(x), generator=generator) < 0.5
+    n, rows = (world or World()).rows(len(x))
+    flip = torch.rand(n, generator=generator)[rows] < 0.5
     return torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
 
 
@@ -106,14 +112,20 @@ def discriminate_at_once(disc, x: torch.Tensor, fakes: torch.Tensor):
             (logits[2 * b:], feats[2 * b:]))
 
 
-def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
+def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
+                  world: World | None = None):
     """Forward pass of Algorithm 1 -> (losses per network, logged values).
 
-    x: (B, C, H, W) in [0, 1]. Returns dict network -> scalar loss for that network.
+    x: (B, C, H, W) in [0, 1]. Returns dict network -> scalar loss for that network. With
+    world, x is this rank's share of a global batch: the noise is drawn for the global batch
+    on every rank alike (the generator stays the same everywhere) and this rank's rows kept.
     """
+    n, rows = (world or World()).rows(len(x))
     post = model.encode(x)
-    z = post.sample(generator)  # (B, Z)
-    z_p = torch.randn(z.shape, generator=generator, device=z.device)  # (B, Z) ~ N(0, I)
+    eps = torch.randn((n, post.mean.shape[1]), generator=generator, device=post.mean.device,
+                      dtype=post.mean.dtype)[rows]
+    z = post.mean + post.std * eps  # (B, Z); alone, the same numbers as post.sample(generator)
+    z_p = torch.randn((n, z.shape[1]), generator=generator, device=z.device)[rows]  # (B, Z) ~ N(0, I)
     l_prior = losses.kl_loss(post)
     if model.discriminator is None:  # plain VAE: prior samples play no part in its loss
         x_rec = model.decode(z)
@@ -131,15 +143,25 @@ def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
     return per_net, StepLosses(l_prior.item(), l_llike.item(), l_gen.item(), l_dis.item())
 
 
-def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
+def check_finite(logged: StepLosses) -> None:
+    if not all(math.isfinite(v) for v in dataclasses.astuple(logged)):
+        raise NonFiniteLoss(f"non-finite loss {logged}")
+
+
+def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
+                 world: World | None = None):
     """Each network's gradient of its own loss only -> ({network: [grad per parameter]}, losses).
 
     torch.autograd.grad with inputs= restricts each loss to its network's parameters, so
-    L_GAN never reaches the encoder and the discriminator's loss never moves enc/dec.
+    L_GAN never reaches the encoder and the discriminator's loss never moves enc/dec. With a
+    world of several ranks, the gradients and the logged losses are averaged over the ranks
+    (one all_reduce; see vaegan/distributed.py), and the finite check reads the averages, so
+    that every rank stops at the same step.
     """
-    per_net, logged = vaegan_losses(model, x, generator)
-    if not all(math.isfinite(v) for v in dataclasses.astuple(logged)):
-        raise NonFiniteLoss(f"non-finite loss {logged}")
+    alone = world is None or world.size == 1
+    per_net, logged = vaegan_losses(model, x, generator, world)
+    if alone:
+        check_finite(logged)
     nets = {"encoder": model.encoder, "decoder": model.decoder,
             "discriminator": model.discriminator}
     grads = {}
@@ -147,13 +169,19 @@ def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator):
         params = list(nets[name].parameters())
         grads[name] = torch.autograd.grad(per_net[name], params,
                                           retain_graph=i < len(per_net) - 1, allow_unused=True)
+    if not alone:
+        losses = torch.tensor(dataclasses.astuple(logged), device=world.device)
+        world.average_([g for gs in grads.values() for g in gs if g is not None] + [losses])
+        logged = StepLosses(*losses.tolist())
+        check_finite(logged)
     return grads, logged
 
 
 def train_step(model: VAEGAN, opts: dict[str, torch.optim.Optimizer], x: torch.Tensor,
-               generator: torch.Generator) -> StepLosses:
-    """One step of Algorithm 1: all networks get their routed gradients, then step."""
-    grads, logged = routed_grads(model, x, generator)
+               generator: torch.Generator, world: World | None = None) -> StepLosses:
+    """One step of Algorithm 1: all networks get their routed gradients (averaged over the
+    ranks of world), then step."""
+    grads, logged = routed_grads(model, x, generator, world)
     nets = {"encoder": model.encoder, "decoder": model.decoder,
             "discriminator": model.discriminator}
     for name, gs in grads.items():
@@ -201,7 +229,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                    help="stop when the run's wall time (resumed parts included) reaches this, "
                         "checkpoint and export as at the end")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=128,
+                   help="the global batch: under torchrun each of the N processes takes 1/N of it "
+                        "(N must divide it)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--disc-lr", type=float, default=None,
                    help="discriminator learning rate (default: --lr)")
@@ -224,6 +254,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training-time augmentation of each batch: 'flip' mirrors half of the "
                         "pictures left-right; for small sets such as emoji (default: none)")
     p.add_argument("--nan-at-step", type=int, default=None, help=argparse.SUPPRESS)  # fault test
+    # tests/test_distributed.py: every rank saves its final state to OUT/rankR.pt
+    p.add_argument("--save-rank-states", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
         p.error(f"--time-limit takes a number of minutes > 0, got {args.time_limit}")
@@ -269,6 +301,7 @@ class Run:
     fixed_z: torch.Tensor  # (64, Z): the codes of the sample grids
     fixed_x: torch.Tensor  # (32, C, H, W) in [0, 1]: the images of the reconstruction grids
     command: str  # the command that started the run
+    world: World = dataclasses.field(default_factory=World)  # this process among the ranks
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
@@ -281,6 +314,11 @@ class Run:
         return len(self.images) // self.hp["batch_size"]
 
     @property
+    def per_rank(self) -> int:
+        """This rank's share of the global batch (hp["batch_size"])."""
+        return self.hp["batch_size"] // self.world.size
+
+    @property
     def max_steps(self) -> int:
         a = self.args
         return a.max_steps if a.max_steps is not None else a.epochs * self.per_epoch
@@ -290,7 +328,10 @@ class Run:
         return self.elapsed0 + time.time() - self.t0
 
     def out_of_time(self) -> bool:
-        return self.args.time_limit is not None and self.elapsed() >= 60 * self.args.time_limit
+        """--time-limit reached, by rank 0's clock: every rank stops at the same step."""
+        if self.args.time_limit is None:
+            return False
+        return self.world.agree(self.elapsed() >= 60 * self.args.time_limit)
 
     def state(self) -> dict:
         """What checkpoint.pt holds, but for elapsed_s."""
@@ -298,11 +339,13 @@ class Run:
                 "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
                 "generator": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "command": self.command,
+                "command": self.command, "world_size": self.world.size,
                 **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.ckpt_path, {**self.state(), "elapsed_s": self.elapsed()})
+        """Rank 0 writes OUT/checkpoint.pt (the other ranks hold the same numbers)."""
+        if self.world.main:
+            save_checkpoint(self.ckpt_path, {**self.state(), "elapsed_s": self.elapsed()})
         self.saved_step = self.step
 
     def exported_model(self) -> VAEGAN:
@@ -325,6 +368,8 @@ class Run:
                 "disc_lr": hp.get("disc_lr") or hp["lr"], "ema": hp.get("ema"), "seed": hp["seed"],
                 "augment": hp.get("augment", "none"),
                 "dataset": hp["dataset"], "device": str(self.device),
+                "world_size": self.world.size, "backend": self.world.backend,
+                "batch_per_process": self.per_rank,
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "machine": platform_summary()}
         (folder / "training.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -432,38 +477,77 @@ def load_images(hp: dict, config: VAEGANConfig, device: torch.device
     return images, fixed_z, fixed_x
 
 
-def build(args: argparse.Namespace, argv: list[str] | None = None) -> Run:
-    """The run folder, model, optimizers, noise generator and data of a new run, or with
-    --resume of the one in OUT/checkpoint.pt at its saved position."""
-    out = Path(args.out)
+def prepare_folder(out: Path, ckpt_path: Path, resume: bool) -> dict | None:
+    """Check that the run folder can be written, remove temp files of a killed write -> the
+    checkpoint that --resume continues from, or None."""
     check_output_dir(out)
     for stale in out.glob(".ckpt-*.tmp"):  # left by a process killed while writing a checkpoint
         stale.unlink(missing_ok=True)
+    return load_checkpoint(ckpt_path) if resume else None
+
+
+def torchrun_command(world: World, argv: list[str]) -> str:
+    """The command that started a run on world: python -m vaegan.train, or torchrun."""
+    if world.size == 1:
+        return "python -m vaegan.train " + " ".join(argv)
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    nodes = f"--nnodes {world.size // per_node} " if per_node != world.size else ""
+    return f"torchrun {nodes}--nproc-per-node {per_node} -m vaegan.train " + " ".join(argv)
+
+
+def build(args: argparse.Namespace, argv: list[str] | None = None, world: World | None = None) -> Run:
+    """The run folder, model, optimizers, noise generator and data of a new run, or with
+    --resume of the one in OUT/checkpoint.pt at its saved position. With a world of several
+    ranks, rank 0 alone touches the folder and reads the checkpoint, which it hands to the
+    others (no shared file system needed but for the data)."""
+    world = world or World(device=torch.device(args.device))
+    out = Path(args.out)
+    ckpt_path = out / "checkpoint.pt"
+    ckpt = failure = None
+    if world.main:
+        try:
+            ckpt = prepare_folder(out, ckpt_path, args.resume)
+        except SystemExit as e:
+            if world.size == 1:
+                raise
+            failure = e.code
+    failure, ckpt = world.share((failure, ckpt))
+    if failure is not None:  # every rank stops with rank 0's sentence
+        raise SystemExit(failure)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    ckpt_path = out / "checkpoint.pt"
-    ckpt = init = None
-    if args.resume:
-        ckpt = load_checkpoint(ckpt_path)
+    device = world.device
+    init = None
+    if ckpt is not None:
         config, hp = VAEGANConfig.from_dict(ckpt["config"], source=str(ckpt_path)), ckpt["args"]
     else:
         config, init = new_config(args)
         hp = new_hparams(args)
+    if hp["batch_size"] % world.size:
+        given = "the checkpoint's global batch" if ckpt is not None else "--batch-size (the global batch)"
+        raise SystemExit(f"error: {given} is {hp['batch_size']}, which {world.size} processes cannot "
+                         f"share evenly; use a multiple of {world.size}, or another number of processes")
     model, opts, gen, ema = build_networks(config, hp, device, init)
-    if init is not None:
+    if world.size > 1:  # BatchNorm statistics of the global batch, as in one process
+        global_batchnorm(model)
+    if init is not None and world.main:
         print(f"initialised from {args.init_from}")
     step, epoch, batch_in_epoch = 0, 0, 0
     if ckpt is not None:
         step, epoch, batch_in_epoch = restore(ckpt, model, ema, opts, gen)
-        print(f"resumed from {ckpt_path} at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+        if world.main:
+            was = ckpt.get("world_size", 1)
+            print(f"resumed from {ckpt_path} at step {step} (epoch {epoch}, batch {batch_in_epoch})"
+                  + (f"; written by {was} process(es), continued by {world.size}"
+                     if was != world.size else ""))
+    world.broadcast_state(model)  # equal already (same seed or checkpoint); rank 0's, to be sure
     images, fixed_z, fixed_x = load_images(hp, config, device)
     resumed = ckpt or {}
-    command = "python -m vaegan.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = torchrun_command(world, argv if argv is not None else sys.argv[1:])
     return Run(args=args, out=out, ckpt_path=ckpt_path, device=device, config=config, hp=hp,
                model=model, opts=opts, gen=gen, ema=ema, images=images, fixed_z=fixed_z,
                fixed_x=fixed_x, command=resumed.get("command", command),  # the one that started it
-               step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
+               world=world, step=step, epoch=epoch, batch_in_epoch=batch_in_epoch,
                saved_step=resumed.get("step"), elapsed0=resumed.get("elapsed_s", 0.0))
 
 
@@ -476,8 +560,9 @@ def write_row(log: TextIO, row: dict) -> None:
 
 def train_epoch(run: Run, log: TextIO) -> dict[str, float]:
     """The batches of run.epoch from run.batch_in_epoch on, until the epoch ends or
-    --max-steps or --time-limit stops it -> the sums of the logged losses."""
-    args, bs = run.args, run.hp["batch_size"]
+    --max-steps or --time-limit stops it -> the sums of the logged losses (means over the
+    global batch). Each rank takes its own rows of each global batch (World.rows)."""
+    args, bs, world = run.args, run.hp["batch_size"], run.world
     # the data order of an epoch depends only on (seed, epoch): resumable mid-epoch
     perm = torch.randperm(len(run.images),
                           generator=torch.Generator().manual_seed(run.hp["seed"] * 1000 + run.epoch))
@@ -485,18 +570,20 @@ def train_epoch(run: Run, log: TextIO) -> dict[str, float]:
     sums: dict[str, float] = {}
     bar = tqdm(range(run.batch_in_epoch, run.per_epoch), desc=f"epoch {run.epoch + 1}/{args.epochs}",
                initial=run.batch_in_epoch, total=run.per_epoch, dynamic_ncols=True,
-               file=sys.stderr, mininterval=2.0)
+               file=sys.stderr, mininterval=2.0, disable=not world.main)
     for b in bar:
         if run.step >= run.max_steps or run.out_of_time():
             break
-        x = run.images[perm[b * bs:(b + 1) * bs]].to(run.device).float().div_(255)  # (B, C, H, W)
+        _, rows = world.rows(run.per_rank)  # this rank's rows of global batch b
+        idx = perm[b * bs:(b + 1) * bs][rows]
+        x = run.images[idx].to(run.device).float().div_(255)  # (B / world size, C, H, W)
         # the augmentation of a batch depends only on (seed, epoch, batch): resumable too
         x = augment(x, run.hp.get("augment", "none"), torch.Generator().manual_seed(
-            (run.hp["seed"] * 100_003 + run.epoch) * 100_003 + b))
+            (run.hp["seed"] * 100_003 + run.epoch) * 100_003 + b), world)
         x = x.contiguous(memory_format=MEMORY_FORMAT)
         if args.nan_at_step is not None and run.step == args.nan_at_step:
             x = x * float("nan")
-        logged = train_step(run.model, run.opts, x, run.gen)  # NonFiniteLoss: the loop stops
+        logged = train_step(run.model, run.opts, x, run.gen, world)  # NonFiniteLoss: the loop stops
         if run.ema is not None:
             run.ema.update_parameters(run.model.decoder)
         run.step += 1
@@ -515,9 +602,11 @@ def train_epoch(run: Run, log: TextIO) -> dict[str, float]:
 
 def end_epoch(run: Run, log: TextIO, sums: dict[str, float]) -> None:
     """Close a finished epoch: its mean losses to metrics.jsonl, samples_eNNN.png and
-    recon_eNNN.png from the shipped model, which is exported."""
+    recon_eNNN.png from the shipped model, which is exported (by rank 0)."""
     run.epoch += 1
     run.batch_in_epoch = 0
+    if not run.world.main:
+        return
     count = max(1, run.per_epoch)
     write_row(log, {"epoch_end": run.epoch, "step": run.step, "elapsed_s": round(run.elapsed(), 1),
                     **{k: v / count for k, v in sums.items()}})
@@ -532,9 +621,11 @@ def end_epoch(run: Run, log: TextIO, sums: dict[str, float]) -> None:
 
 def train_loop(run: Run) -> int:
     """Epochs until --epochs, --max-steps or --time-limit, then the export -> exit status:
-    0 done, 2 a non-finite loss, 3 a run file could not be written (each with a sentence)."""
-    args = run.args
-    log = open(run.out / "metrics.jsonl", "a")
+    0 done, 2 a non-finite loss, 3 a run file could not be written, 4 another rank was lost
+    (each with a sentence). Rank 0 writes; every rank stops at the same step."""
+    args, world = run.args, run.world
+    log = open(run.out / "metrics.jsonl", "a") if world.main else open(os.devnull, "w")
+    say = print if world.main else (lambda *a, **k: None)
     run.t0 = time.time()
     try:
         while run.epoch < args.epochs and run.step < run.max_steps and not run.out_of_time():
@@ -544,14 +635,17 @@ def train_loop(run: Run) -> int:
             run.checkpoint()
         run.model.eval()
         total = run.elapsed()
-        run.export(total)
+        if world.main:
+            run.export(total)
+        if args.save_rank_states:
+            torch.save(run.state(), run.out / f"rank{world.rank}.pt")
         if run.out_of_time() and run.epoch < args.epochs and run.step < run.max_steps:
-            print(f"stopped at the time limit of {args.time_limit:g} min (step {run.step}, epoch "
-                  f"{run.epoch + 1}); --resume with a later --time-limit continues", file=sys.stderr)
+            say(f"stopped at the time limit of {args.time_limit:g} min (step {run.step}, epoch "
+                f"{run.epoch + 1}); --resume with a later --time-limit continues", file=sys.stderr)
     except NonFiniteLoss as e:
-        print(f"\nerror: {e} at step {run.step} (epoch {run.epoch + 1}); training stopped. "
-              f"The last good checkpoint, {run.ckpt_path}, is untouched; try a lower "
-              "--lr or resume from it.", file=sys.stderr)
+        say(f"\nerror: {e} at step {run.step} (epoch {run.epoch + 1}); training stopped. "
+            f"The last good checkpoint, {run.ckpt_path}, is untouched; try a lower "
+            "--lr or resume from it.", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, folder removed, quota ...: a sentence, not a traceback
         where = f" ({e.filename})" if e.filename else ""
@@ -561,16 +655,29 @@ def train_loop(run: Run) -> int:
         print(f"\nerror: could not write the run's files at step {run.step}: {e.strerror or e}{where}; "
               f"training stopped. {last}", file=sys.stderr)
         return 3
+    except torch.distributed.DistError as e:  # a rank died or hung: its peers' collectives fail
+        print(f"\nerror: rank {world.rank} lost the other training processes at step {run.step} "
+              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else '?'}); training stopped. "
+              + (f"Continue from the last checkpoint, {run.ckpt_path} (step {run.saved_step}), "
+                 "with --resume." if run.saved_step is not None
+                 else "No checkpoint had been written yet."), file=sys.stderr)
+        return 4
     finally:
         log.close()
-    print(f"done: {run.step} steps, {run.epoch} epochs, {total / 60:.1f} min; "
-          f"weights in {run.out / 'model'}")
+    say(f"done: {run.step} steps, {run.epoch} epochs, {total / 60:.1f} min; "
+        f"weights in {run.out / 'model'}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The CLI: parse the flags, build the run, train -> exit status."""
-    return train_loop(build(parse_args(argv), argv))
+    """The CLI: parse the flags, join the other processes under torchrun, build the run,
+    train -> exit status."""
+    args = parse_args(argv)
+    world = init_world(args.device)
+    try:
+        return train_loop(build(args, argv, world))
+    finally:
+        close_world(world)
 
 
 if __name__ == "__main__":
