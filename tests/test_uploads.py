@@ -320,3 +320,12 @@ def test_a_training_folder_with_a_huge_picture_names_it(tmp_path):
         load_image_folder(tmp_path, 28, 1)
     (tmp_path / "big-5000x4000.png").unlink()
     assert load_image_folder(tmp_path, 28, 1).shape == (1, 1, 28, 28)
+
+
+def test_a_training_folder_decodes_the_same_in_worker_processes(tmp_path):
+    from vaegan.data import load_image_folder
+    for i in range(70):  # more than one of the loader's batches of 64
+        Image.fromarray(rng.integers(0, 256, (30 + i, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i:03d}.png")
+    alone = load_image_folder(tmp_path, 32, 3)
+    assert alone.shape == (70, 3, 32, 32) and alone.dtype == torch.uint8
+    assert torch.equal(load_image_folder(tmp_path, 32, 3, workers=2), alone)

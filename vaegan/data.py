@@ -73,28 +73,47 @@ def load_fashion_mnist(split: str = "train", data_dir: str | Path | None = None,
     return x, y
 
 
-def load_image_folder(folder: str | Path, image_size: int, channels: int) -> torch.Tensor:
-    """Every image under folder (recursively), fitted to image_size -> uint8 (N, C, S, S)."""
+def _decode_picture(path: Path, image_size: int, channels: int) -> np.ndarray:
+    """One picture file -> uint8 (C, S, S), fitted (cropped to the square) as training wants."""
+    try:
+        im = Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ValueError(f"{path}: more than {MAX_PIXELS:,} pixels (see data.MAX_PIXELS); "
+                         "shrink it or leave it out") from None
+    with im:
+        im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
+        im = ImageOps.fit(im, (image_size, image_size), Image.Resampling.LANCZOS)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+class _Pictures(torch.utils.data.Dataset):
+    def __init__(self, paths: list[Path], image_size: int, channels: int) -> None:
+        self.paths, self.size, self.channels = paths, image_size, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(_decode_picture(self.paths[i], self.size, self.channels))
+
+
+def load_image_folder(folder: str | Path, image_size: int, channels: int, workers: int = 0) -> torch.Tensor:
+    """Every image under folder (recursively), fitted to image_size -> uint8 (N, C, S, S),
+    decoded once into memory. workers > 0 decodes in that many processes (a torch DataLoader
+    with num_workers; for folders of many large photos), in the same order."""
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
-    out = []
-    for p in paths:
-        try:
-            im = Image.open(p)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise ValueError(f"{p}: more than {MAX_PIXELS:,} pixels (see data.MAX_PIXELS); "
-                             "shrink it or leave it out") from None
-        with im:
-            im = ImageOps.exif_transpose(im).convert("L" if channels == 1 else "RGB")
-            im = ImageOps.fit(im, (image_size, image_size), Image.Resampling.LANCZOS)
-            arr = np.asarray(im, dtype=np.uint8)
-        out.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(out))
+    if workers <= 0:
+        return torch.from_numpy(np.stack([_decode_picture(p, image_size, channels) for p in paths]))
+    loader = torch.utils.data.DataLoader(_Pictures(paths, image_size, channels), batch_size=64,
+                                         num_workers=workers, shuffle=False)
+    return torch.cat(list(loader))
 
 
 def load_dataset(name: str, split: str, data_dir: str | Path | None, image_size: int,
-                 channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 channels: int, workers: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """'fashion-mnist', 'emoji' (vaegan/emoji.py, RGB at image_size) or a folder of images ->
     (uint8 images, labels or None)."""
     if name == "fashion-mnist":
@@ -104,7 +123,7 @@ def load_dataset(name: str, split: str, data_dir: str | Path | None, image_size:
         images, labels = load_emoji(split, image_size)
         return (images if channels == 3 else
                 images.float().mean(1, keepdim=True).round().byte()), labels
-    return load_image_folder(name, image_size, channels), None
+    return load_image_folder(name, image_size, channels, workers), None
 
 
 def dataset_classes(name: str) -> tuple[str, ...]:

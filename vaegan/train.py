@@ -253,6 +253,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--augment", default="none", choices=sorted(AUGMENTS),
                    help="training-time augmentation of each batch: 'flip' mirrors half of the "
                         "pictures left-right; for small sets such as emoji (default: none)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that decode a folder of pictures at the start (a DataLoader's "
+                        "num_workers; default 0: this process); the decoded pictures then stay in "
+                        "memory, so no worker runs during training")
     p.add_argument("--nan-at-step", type=int, default=None, help=argparse.SUPPRESS)  # fault test
     # tests/test_distributed.py: every rank saves its final state to OUT/rankR.pt
     p.add_argument("--save-rank-states", action="store_true", help=argparse.SUPPRESS)
@@ -424,7 +428,7 @@ def new_hparams(args: argparse.Namespace) -> dict:
     if args.ema is not None and not 0.0 < args.ema < 1.0:
         raise SystemExit(f"error: --ema takes a decay between 0 and 1 such as 0.999, got {args.ema}")
     return {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
-                                          "ema", "seed", "limit", "augment")}
+                                          "ema", "seed", "limit", "augment", "workers")}
 
 
 def build_networks(config: VAEGANConfig, hp: dict, device: torch.device, init: VAEGAN | None
@@ -465,7 +469,8 @@ def load_images(hp: dict, config: VAEGANConfig, device: torch.device
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> (training images (N, C, H, W) uint8, after --limit; the fixed codes (64, Z) and
     images (32, C, H, W) in [0, 1] of the grids drawn each epoch)."""
-    images, _ = load_dataset(hp["dataset"], "train", hp["data_dir"], config.image_size, config.channels)
+    images, _ = load_dataset(hp["dataset"], "train", hp["data_dir"], config.image_size, config.channels,
+                             workers=hp.get("workers") or 0)
     if hp["limit"]:
         images = images[: hp["limit"]]
     n, bs = len(images), hp["batch_size"]
