@@ -197,7 +197,7 @@ class DirectionBuilder:
         """A direction of your own: the mean code of the pictures in these minus the mean code of those.
 
         Args:
-            these: 1 to 64 pictures of one garment each (PNG, JPEG, WebP, BMP or GIF)
+            these: 1 to 64 pictures of one thing each (a garment, an emoji) (PNG, JPEG, WebP, BMP or GIF)
             those: 1 to 64 pictures to subtract
             name: what to call it, at most 60 characters
             model: a name from the Model list; left out: the app's default model

@@ -48,7 +48,7 @@ DISPLAY_PX = 336  # single images are upscaled (nearest neighbour) to about this
 GRID_PX = 640  # sample grids and frame sheets: upscaled by the largest integer that fits
 GRID_PAD, GRID_PAD_VALUE = 2, 0.3
 KEEP_GIFS = 16  # GIFs kept in the temp dir (Gradio copies each into its own cache)
-UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one garment"
+UPLOAD_HELP = "upload a PNG, JPEG, WebP, BMP or GIF picture of one thing, as in the model's data"
 MAX_SIDE = math.isqrt(MAX_PIXELS)  # 4096: uploads hold at most MAX_PIXELS = MAX_SIDE**2 pixels
 BASES = {"kl": "Most informative dimensions", "pca": "Principal directions",
          "class": "Class attributes", "attribute": "an attribute of the data (e.g. Skin tone)"}

@@ -26,7 +26,7 @@ class Realism:
 
     def text(self) -> str:
         """One Markdown line for the UI."""
-        pct = lambda p: "" if p is None else f" ({ordinal(p)} percentile of test garments)"  # noqa: E731
+        pct = lambda p: "" if p is None else f" ({ordinal(p)} percentile of test pictures)"  # noqa: E731
         parts = []
         if self.real_probability is None:
             parts.append("**Real?** no discriminator in this model (a plain VAE)")

@@ -24,7 +24,7 @@ class ReconstructTab(Tab):
     def layout(self, ex: Explorer) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                self.upload = upload("Your picture (one garment)")
+                self.upload = upload("Your picture (one thing, as in the model's data)")
                 self.button = gr.Button("Reconstruct", variant="primary")
                 with gr.Accordion("Or draw one", open=False):
                     self.sketch = sketchpad("Draw one (dark or coloured on white)",
@@ -37,11 +37,17 @@ class ReconstructTab(Tab):
                 self.metrics = gr.Markdown(HINT, label="Metrics")
                 self.edit_btn = gr.Button("Edit in Explore: start the sliders at this picture")
         with gr.Row():
-            self.seen = image("What the model sees (28x28 input)", elem_id="recon-input")
+            self.seen = image(self._seen_label(ex), elem_id="recon-input")
             self.recon = image("Its reconstruction", elem_id="recon-output")
             self.error = image("Absolute error (white = 1)", elem_id="recon-error")
         with gr.Accordion("Latent code (posterior mean)", open=False):
             self.z = gr.JSON(label="z")
+
+    @staticmethod
+    def _seen_label(ex: Explorer) -> str:
+        c = ex.config
+        return (f"What the model sees ({c.image_size}x{c.image_size} "
+                f"{'grey' if c.channels == 1 else 'colour'} input)")
 
     @staticmethod
     def _examples(ex: Explorer) -> list:
@@ -62,7 +68,7 @@ class ReconstructTab(Tab):
 
     @friendly
     def reconstruct(self, image, model):
-        """Encode a picture of one garment and decode its code: the model's 28x28 input, its reconstruction, the absolute error, MSE and SSIM, and the code.
+        """Encode a picture of one thing (a garment, an emoji) and decode its code: the model's input at its own size, its reconstruction, the absolute error, MSE and SSIM, and the code.
 
         Args:
             image: the picture (PNG, JPEG, WebP, BMP or GIF, at most 16.7 million pixels)
@@ -99,4 +105,5 @@ class ReconstructTab(Tab):
         picture = values.get(self.upload)
         shown = (dict.fromkeys([self.seen, self.recon, self.error, self.z]) | {self.metrics: HINT}
                  if picture is None else self._reconstruction(m, picture))
-        return {self.gallery: gr.Gallery(self._examples(m), visible=bool(m.examples)), **shown}
+        return {self.gallery: gr.Gallery(self._examples(m), visible=bool(m.examples)), **shown,
+                self.seen: gr.Image(shown[self.seen], label=self._seen_label(m))}
