@@ -102,3 +102,26 @@ def test_the_mcp_servers_internals_are_still_there():
     assert "async def _execute_tool_without_progress(self, job" in source  # (b)
     assert 'block_fn.fn._mcp_type != "tool"' in source  # (c: how a function is kept off)
     assert "self.mcp_server_obj" in inspect.getsource(gr.Blocks.launch)
+
+
+def test_a_components_check_survives_an_update_that_replaces_it_in_a_session(explorer_tiny):
+    """Fix 2 in a session: an output updated with new properties (gr.Radio(choices=...)) is
+    replaced, for that session, by `block.__class__(**constructor_args | update)` stored with
+    SessionState.__setitem__; the new instance keeps our check."""
+    import gradio.blocks
+    from gradio.state_holder import SessionState
+
+    from ui.page import create_demo
+    assert "state[block._id] = block.__class__(**kwargs)" in inspect.getsource(gradio.blocks.Blocks)
+    demo = create_demo(explorer_tiny)
+    from ui.gradio_fixes import public_parameter_names
+    from ui.server import name_the_arguments
+    name_the_arguments(demo, public_parameter_names(demo))
+    basis = demo.vaegan_page.tabs["explore"].basis
+    session = SessionState(demo)
+    replaced = gr.Radio(choices=[("Most informative dimensions", "kl")], render=False)
+    session[basis._id] = replaced
+    assert session[basis._id] is replaced and replaced._checked
+    with pytest.raises(gr.Error, match=r"Basis must be one of \['kl'\], got 'nonsense'"):
+        replaced.preprocess("nonsense")
+    assert replaced.preprocess("attribute") == "attribute"  # another model's basis: the handler checks

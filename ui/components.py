@@ -190,15 +190,15 @@ def _out_of_range(box, name: str, payload, error, value):
         # no value, as when left out: the slider's default (also what the page shows in a
         # number box emptied or half typed, "-", when an event reads it)
         return float(box.value)
+    if isinstance(box, (gr.Radio, gr.Dropdown)) and name == "basis" and payload in ANY_BASIS:
+        # the choices are the default model's; another model may have more bases (the emoji
+        # model's skin tone), and the handler checks the key against the model asked for
+        # (Explorer.basis: one sentence naming that model's bases)
+        return payload
     if error is not None and not isinstance(error, (ValueError, TypeError, OverflowError)):
         raise error
     if isinstance(box, (gr.Radio, gr.Dropdown)):
         allowed = [v for _, v in box.choices]
-        if name == "basis" and payload in ANY_BASIS:
-            # the choices are the default model's; another model may have more bases (the
-            # emoji model's skin tone), and the handler checks the key against the model asked
-            # for (Explorer.basis: one sentence naming that model's bases)
-            return payload
         raise sentence(f"{name} must be one of {allowed}, got {payload!r}") from None
     integer = getattr(box, "precision", None) == 0 or getattr(box, "step", None) == 1
     lo = -math.inf if box.minimum is None else box.minimum

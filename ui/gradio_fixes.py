@@ -6,6 +6,7 @@ fix, when an upgrade changes it. Nothing else in the app touches Gradio's privat
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -84,6 +85,7 @@ def install() -> None:
     state_holder.SessionState.__init__ = _lean_session_init
     state_holder.SessionState._update_config = _keep_no_config
     state_holder.SessionState._update_value_in_config = _keep_no_config
+    state_holder.SessionState.__setitem__ = _setitem_keeping_checks
 
 
 # ---- 2. a component's own check of its input --------------------------------------------------
@@ -106,7 +108,27 @@ def check_input(box: gr.components.Component, on_error: Callable) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             return on_error(payload, None, value)
         return value
-    box.preprocess, box._checked = checked, True
+    box.preprocess, box._checked, box._on_error = checked, True, on_error
+
+
+# Internal: when a handler returns a component with new properties (gr.Radio(choices=...) on a
+# model switch), Blocks.postprocess_data stores `block.__class__(**constructor_args | update)`
+# for that session with SessionState.__setitem__, and the session's later events preprocess with
+# that new instance: without this, it has lost check_input's wrapper (found with a colour
+# model's extra basis: the page then showed Gradio's own "not in the list of choices").
+_GRADIOS_SETITEM = state_holder.SessionState.__setitem__
+
+
+def _setitem_keeping_checks(self, key, value) -> None:
+    old = self.blocks_config.blocks.get(key)
+    on_error = getattr(old, "_on_error", None)
+    if on_error is not None and value is not old and isinstance(value, gr.components.Component):
+        if isinstance(on_error, functools.partial) and on_error.args and on_error.args[0] is old:
+            # a check bound to the component (ui.components._out_of_range): bind it to the new
+            # one, whose choices or range its sentences must name
+            on_error = functools.partial(on_error.func, value, *on_error.args[1:], **on_error.keywords)
+        check_input(value, on_error)
+    _GRADIOS_SETITEM(self, key, value)
 
 
 # Internal: Blocks.fns {id: BlockFunction} with .api_name, .api_visibility, .inputs and
