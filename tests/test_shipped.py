@@ -18,6 +18,8 @@ from vaegan.hub import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 VAEGAN_DIR, VAE_DIR = ROOT / "weights" / "fashion-mnist", ROOT / "weights" / "fashion-mnist-vae"
+EMOJI_DIR = ROOT / "weights" / "emoji-64"  # issue 21; its plain-VAE baseline's files (no weights):
+EMOJI_VAE_DIR = ROOT / "docs" / "emoji-64-vae"
 SAMPLE = Path(__file__).parent / "data" / "fashion-mnist-sample"
 
 
@@ -40,11 +42,11 @@ def test_shipped_training_fits_the_budget():
     for folder in (VAEGAN_DIR, VAE_DIR):
         t = read(folder, "training.json")
         assert t["train_seconds"] <= 90 * 60 and t["device"] == "cpu" and t["threads"] <= 2, folder.name
-    size = sum(p.stat().st_size for d in (VAEGAN_DIR, VAE_DIR) for p in d.iterdir())
+    size = sum(p.stat().st_size for p in (ROOT / "weights").rglob("*") if p.is_file())
     assert size <= 20 * 1024 * 1024
 
 
-@pytest.mark.parametrize("folder", [VAEGAN_DIR, VAE_DIR], ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", [VAEGAN_DIR, VAE_DIR, EMOJI_DIR], ids=lambda p: p.name)
 def test_shipped_card_says_what_the_files_say(folder):
     card = build_model_card(folder, source=f"weights/{folder.name}")
     assert (folder / "README.md").read_text() == str(card), "run python -m vaegan.card " + folder.name
@@ -61,3 +63,30 @@ def test_shipped_vaegan_reconstructs_and_samples_as_recorded():
     recorded = read(VAEGAN_DIR, "metrics.json")
     assert got["recon_ssim"] >= 0.6 and got["recon_ssim"] == pytest.approx(recorded["recon_ssim"], abs=0.03)
     assert 0.7 <= got["sharpness_ratio"] <= 1.3
+
+
+# ---- the emoji model (issue 21) ----------------------------------------------------------------
+def test_shipped_emoji_model_beats_its_vae_baseline_and_fits_the_budget():
+    ours, vae = read(EMOJI_DIR, "metrics.json"), read(EMOJI_VAE_DIR, "metrics.json")
+    for m in (ours, vae):  # the held-out emoji, sampled and measured the same way
+        assert m["dataset"] == "emoji" and m["n"] == 348 and m["feature_extractor"] == "default_1.pt"
+    assert ours["prior"] == vae["prior"] and ours["seed"] == vae["seed"]
+    assert ours["fid"] < vae["fid"] and ours["kid"] < vae["kid"]
+    assert ours["recon_class_kept"] > 0 and ours["classifier_test_accuracy"] > 0.5
+    for folder in (EMOJI_DIR, EMOJI_VAE_DIR):
+        t = read(folder, "training.json")
+        assert t["train_seconds"] <= 90 * 60 and t["device"] == "cpu" and t["threads"] <= 2, folder.name
+        assert t["dataset"] == "emoji"
+    assert read(EMOJI_DIR, BASELINE_FILE)["metrics"] == vae
+
+
+def test_shipped_emoji_model_reconstructs_as_recorded():
+    from vaegan.data import load_dataset
+    model = load_model(str(EMOJI_DIR)).model.eval()
+    c = model.config
+    assert (c.image_size, c.channels) == (64, 3)
+    images, _ = load_dataset("emoji", "test", None, 64, 3)
+    got = evaluate(model, images, None, n=len(images), batch_size=116)
+    recorded = read(EMOJI_DIR, "metrics.json")
+    assert got["recon_ssim"] == pytest.approx(recorded["recon_ssim"], abs=0.03)
+    assert got["sharpness_ratio"] == pytest.approx(recorded["sharpness_ratio"], rel=0.1)

@@ -30,7 +30,7 @@ DATASETS = {
         "train": "the 3,307 training emoji of `vaegan.emoji` (every fully-qualified emoji of "
                  "Unicode's emoji-test.txt but the Component group, rendered from Noto Color Emoji, "
                  "centred on white, 64x64 RGB; a fixed 10% held out)",
-        "test": "the 348 held-out emoji",
+        "test": "the held-out emoji (the 10% test split)",
         "credit": "Data: glyphs of Noto Color Emoji (Google; SIL Open Font License 1.1, Debian's "
                   "fonts-noto-color-emoji) listed by Unicode's emoji-test.txt (Unicode License v3, "
                   "Debian's unicode-data)."},
