@@ -297,7 +297,7 @@ def test_an_svg_from_the_browser_gets_a_sentence(tmp_path):
     svg = tmp_path / "drawing.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect/></svg>')
     box = upload("Picture")
-    with pytest.raises(gr.Error, match=r"^'?That file is a drawing \(SVG\), not a picture; upload a PNG"):
+    with pytest.raises(gr.Error, match=r"^['\"]?That file is a drawing \(SVG\), not a picture; upload a PNG"):
         box.preprocess(ImageData(path=str(svg), orig_name="drawing.svg"))
     assert box.preprocess(None) is None
 
