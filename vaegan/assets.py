@@ -89,7 +89,7 @@ def pick_examples(images: torch.Tensor, labels: torch.Tensor, n: int) -> tuple[t
     return images[chosen].clone(), labels[chosen].clone()
 
 
-def _encode(model, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_pictures(model, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 pictures (N, C, S, S) -> (posterior means (N, Z), summed KL per dimension (Z,))."""
     means, kl_sum = [], torch.zeros(model.config.latent_dim, dtype=torch.float64)
     for i in range(0, len(images), batch_size):
@@ -113,7 +113,7 @@ def embed(codes: torch.Tensor, seed: int = 0) -> torch.Tensor:
 def build_map(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> dict:
     """The latent map and the realism references from (test) pictures, uint8 (M, C, S, S)."""
     from .realism import real_logits
-    codes, _ = _encode(model, images, batch_size)  # (M, Z)
+    codes, _ = encode_pictures(model, images, batch_size)  # (M, Z)
     logits = [real_logits(model, model.decode(codes[i: i + batch_size].to(model.device)))
               for i in range(0, len(codes), batch_size)]
     return {"map_codes": codes, "map_labels": labels.long().clone(), "map_embedding": embed(codes),
@@ -129,7 +129,7 @@ def build_assets(model, images: torch.Tensor, labels: torch.Tensor | None,
     """Encode images (uint8 (N, C, S, S)) and compute every direction and statistic; the map
     and realism references from the first map_points example (test) pictures (0: none)."""
     model.eval()
-    z, kl_sum = _encode(model, images, batch_size)  # (N, Z)
+    z, kl_sum = encode_pictures(model, images, batch_size)  # (N, Z)
     z_mean, directions, ratio = latent.pca(z)
     pca_std = ((z - z_mean) @ directions).std(0)  # (K,)
     if labels is not None:

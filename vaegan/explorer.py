@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import latent
-from .assets import MAP_POINTS, ExplorerAssets, build_assets, load_assets, save_assets
+from .assets import MAP_POINTS, ExplorerAssets, build_assets, encode_pictures, load_assets, save_assets
 from .data import MAX_PIXELS, dataset_classes, load_dataset, to_image, to_tensor
 from .hub import EXPLORER_FILE, LoadedModel, load_model
 from .latent_map import ATLAS_N, EXTENT, PROJECTIONS, LatentMap, MapView
@@ -584,9 +584,7 @@ def with_skin_tone(assets: ExplorerAssets, model: VAEGAN, split: str, limit: int
     _, emoji = render_all(model.config.image_size)
     chosen = [emoji[i] for i in split_indices(emoji, split)][:limit]
     images = load_emoji(split, model.config.image_size)[0][:limit]
-    codes = torch.cat([model.encode(images[i:i + batch_size].float().div(255).to(model.device)).mean.cpu()
-                       for i in range(0, len(images), batch_size)])
-    vectors, names, counts = tone_directions(codes, chosen)
+    vectors, names, counts = tone_directions(encode_pictures(model, images, batch_size)[0], chosen)
     return replace(assets, attribute_vectors=vectors, attribute_names=names, attribute_title="Skin tone",
                    attribute_info="The mean code of an emoji in a skin tone minus the code of the same "
                    f"emoji untoned ({counts}); one step adds one such difference.")
