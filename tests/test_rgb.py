@@ -220,3 +220,16 @@ def test_no_literal_28_in_the_app_or_explorer_code():
     for n, line in enumerate(js.read_text().splitlines(), 1):
         code = line.split("//")[0]
         assert not re.search(r"(?<![\w.])(28|784)(?![\w.])", code), f"live.js:{n}: {line.strip()}"
+
+
+def test_the_mini_map_event_of_a_switch_skips_the_other_models_inputs(explorer_tiny):
+    """After a switch the page may read the basis or the starting point before the switch's
+    values land: another model's basis, a code of another length. The switch drew the meter."""
+    import gradio as gr
+    tab = create_demo(explorer_tiny).vaegan_page.tabs["explore"]
+    zeros = [0.0] * 12
+    for basis, origin in (("attribute", None), ("kl", [0.0] * 64)):
+        out = tab.where_now(basis, origin, None, *zeros, explorer_tiny.spec)
+        assert list(out) == [tab.meter] and isinstance(out[tab.meter], type(gr.skip()))
+    out = tab.where_now("kl", [0.0] * 8, None, *zeros, explorer_tiny.spec)
+    assert "Real?" in out[tab.meter]

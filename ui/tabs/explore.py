@@ -197,10 +197,12 @@ class ExploreTab(Tab):
         """The realism meter and the mini-map of the code the sliders point at."""
         *values, model = values_and_model
         m = self.page.explorer(model)
-        if basis != YOURS and basis not in m.bases:
-            # the picture changed with a model switch, and the page read the basis before the
-            # switch's new choices landed (another model's, e.g. the emoji model's skin tone):
-            # the switch itself drew this model's meter and mini-map
+        if (basis != YOURS and basis not in m.bases) or (
+                origin is not None and len(origin) != m.config.latent_dim):
+            # the picture changed with a model switch, and the page read the basis or the
+            # starting point before the switch's new values landed (the other model's: the
+            # emoji model's skin tone, a 32-number code for a 64-number model): the switch
+            # itself drew this model's meter and mini-map
             return {self.meter: gr.skip()}
         z = m.latent(values, self.basis_of(m, basis, mine), origin)
         return {self.meter: m.realism(z.tolist()).text(), self.minimap: self._minimap(m, origin, z)}
