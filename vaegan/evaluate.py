@@ -246,10 +246,11 @@ def midpoints(model, images: torch.Tensor, count: int, batch_size: int, seed: in
     between the posterior means of `count` seeded pairs of distinct pictures -> (count, C, H, W)."""
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-    along = getattr(latent, path)
     a, b = midpoint_pairs(len(images), count, seed)
     z = posterior_means(model, images, batch_size)  # (N, Z)
-    mid = torch.stack([along(z[i], z[j], t) for i, j in zip(a.tolist(), b.tolist())])  # (count, Z)
+    za, zb = z[a], z[b]  # (count, Z) each
+    mid = (latent.slerp_rows(za, zb, torch.full((count,), t)) if path == "slerp"
+           else latent.lerp(za, zb, t))  # all pairs at once, row i as latent.slerp(za[i], zb[i], t)
     return decode_all(model, mid, batch_size)
 
 

@@ -69,6 +69,25 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float 
     return out[0] if scalar else out
 
 
+def slerp_rows(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """slerp row by row, batched: a, b (N, Z), t (N,) -> (N, Z), row i as slerp(a[i], b[i], t[i])
+    (to rounding); for many pairs at once, as training's mixed codes and evaluate's midpoints."""
+    t = t.to(a.dtype).reshape(-1, 1)  # (N, 1)
+    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)  # (N, 1)
+    ua, ub = a / na.clamp_min(eps), b / nb.clamp_min(eps)
+    cos = (ua * ub).sum(1, keepdim=True).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    ub_perp = (ub - cos * ua) / torch.sin(omega).clamp_min(1e-12)
+    angle = t * omega
+    out = ((1 - t) * na + t * nb) * (torch.cos(angle) * ua + torch.sin(angle) * ub_perp)
+    straight = ((na < eps) | (nb < eps) | (omega < 1e-4))[:, 0]
+    out = torch.where(straight[:, None], a + t * (b - a), out)
+    out = torch.where((t == 0), a, torch.where(t == 1, b, out))
+    for i in torch.nonzero((math.pi - omega[:, 0] < 1e-4) & ~straight).flatten().tolist():
+        out[i] = slerp(a[i], b[i], t[i, 0])  # antiparallel: slerp's fixed perpendicular
+    return out
+
+
 def orthonormalize(vectors: torch.Tensor) -> torch.Tensor:
     """Columns of (Z, K) -> orthonormal columns spanning the same space (Gram-Schmidt via QR).
 

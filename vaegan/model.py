@@ -193,15 +193,21 @@ class MixturePrior(nn.Module):
         z_dim = self.means.shape[1]
         e = torch.stack([torch.randn(z_dim + 1, generator=generator) for _ in range(n)]) if n \
             else torch.zeros(0, z_dim + 1)  # (n, Z + 1)
+        return self.transform(e, temperature)
+
+    def transform(self, e: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Standard normals (n, Z + 1) -> codes (n, Z) on e's device: the last column picks the
+        component, the others are its standard normal (as sample draws them, row by row)."""
+        n, z_dim = len(e), self.means.shape[1]
         u = torch.special.ndtr(e[:, -1].double())  # (n,) uniform in [0, 1]
-        cdf = self.weights.detach().cpu().double().cumsum(0)
+        cdf = self.weights.detach().to(e.device).double().cumsum(0)
         # right=True: u = 0 never lands on a leading zero-weight component
         k = torch.searchsorted(cdf, u * cdf[-1], right=True).clamp(max=len(cdf) - 1)  # (n,)
-        means, tril = self.means.detach().cpu(), self.scale_tril.detach().cpu()
+        means, tril = self.means.detach().to(e.device), self.scale_tril.detach().to(e.device)
         # a matrix-vector product per row (the same numbers whatever n is), in chunks so that
         # the gathered (chunk, Z, Z) factors stay small
         z = torch.cat([(tril[k[i:i + 256]] @ e[i:i + 256, :-1, None]).squeeze(-1)
-                       for i in range(0, n, 256)]) if n else torch.zeros(0, z_dim)
+                       for i in range(0, n, 256)]) if n else e.new_zeros(0, z_dim)
         return means[k] + temperature * z
 
 

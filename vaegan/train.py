@@ -32,7 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from . import losses
+from . import latent, losses
 from .data import load_dataset
 from .distributed import World, close_world, global_batchnorm, init_world
 from .model import PRESETS, VAEGAN, VAEGANConfig
@@ -112,20 +112,69 @@ def discriminate_at_once(disc, x: torch.Tensor, fakes: torch.Tensor):
             (logits[2 * b:], feats[2 * b:]))
 
 
+GAN_CODES = ("standard", "prior")  # --gan-codes: where the decoded "prior samples" come from
+
+
+@dataclass(frozen=True)
+class Fakes:
+    """What the decoder paints from codes that belong to no picture, beside reconstructions.
+
+    codes: "standard" draws them from N(0, I), as Larsen et al.; "prior" from the model's
+    fitted mixture (vaegan.prior), the codes the app samples, for fine-tuning a model that
+    has one. mix: the share of them replaced by slerp mixes of two pictures' posterior codes,
+    at t ~ U(0, 1), the path the app's Interpolate takes by default: a fake for the
+    discriminator, and the decoder's GAN term asks that it looks real (the adversarial
+    regulariser of Berthelot et al. 2018, "Understanding and Improving Interpolation in
+    Autoencoders via an Adversarial Regularizer", with the discriminator as critic).
+    """
+    codes: str = "standard"
+    mix: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.codes not in GAN_CODES:
+            raise ValueError(f"codes must be one of {GAN_CODES}, got {self.codes!r}")
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix must be a share from 0 to 1, got {self.mix!r}")
+
+
+def fake_codes(model: VAEGAN, z: torch.Tensor, n: int, rows: slice, generator: torch.Generator,
+               fakes: Fakes = Fakes()) -> torch.Tensor:
+    """This rank's rows of the global batch's fake codes (B, Z), as `fakes` says. z: this rank's
+    posterior samples (B, Z). Mixes pair rows 2i and 2i + 1 of the global batch (so B is even)
+    and take its first round(mix * n) rows; all noise is drawn for the global batch."""
+    dim = z.shape[1]
+    if fakes.codes == "prior":
+        if model.latent_prior is None:
+            raise ValueError("codes 'prior' needs a model with a fitted mixture prior (vaegan.prior)")
+        e = torch.randn((n, dim + 1), generator=generator, device=z.device)
+        z_p = model.latent_prior.transform(e)[rows].to(z.dtype)
+    else:
+        z_p = torch.randn((n, dim), generator=generator, device=z.device)[rows]  # (B, Z) ~ N(0, I)
+    if fakes.mix > 0:
+        t = torch.rand(n, generator=generator, device=z.device)[rows]
+        z = z.detach()
+        partner = z.view(-1, 2, dim).flip(1).reshape(-1, dim)  # rows 2i <-> 2i + 1
+        mixes = latent.slerp_rows(z, partner, t)
+        first = torch.arange(n, device=z.device)[rows] < round(fakes.mix * n)
+        z_p = torch.where(first[:, None], mixes, z_p)
+    return z_p
+
+
 def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
-                  world: World | None = None):
+                  world: World | None = None, fakes: Fakes = Fakes()):
     """Forward pass of Algorithm 1 -> (losses per network, logged values).
 
     x: (B, C, H, W) in [0, 1]. Returns dict network -> scalar loss for that network. With
     world, x is this rank's share of a global batch: the noise is drawn for the global batch
     on every rank alike (the generator stays the same everywhere) and this rank's rows kept.
+    fakes says where the codes of the decoded fakes beside reconstructions come from.
     """
     n, rows = (world or World()).rows(len(x))
     post = model.encode(x)
     eps = torch.randn((n, post.mean.shape[1]), generator=generator, device=post.mean.device,
                       dtype=post.mean.dtype)[rows]
     z = post.mean + post.std * eps  # (B, Z); alone, the same numbers as post.sample(generator)
-    z_p = torch.randn((n, z.shape[1]), generator=generator, device=z.device)[rows]  # (B, Z) ~ N(0, I)
+    z_p = fake_codes(model, z, n, rows, generator, fakes)
     l_prior = losses.kl_loss(post)
     if model.discriminator is None:  # plain VAE: prior samples play no part in its loss
         x_rec = model.decode(z)
@@ -149,7 +198,7 @@ def check_finite(logged: StepLosses) -> None:
 
 
 def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
-                 world: World | None = None):
+                 world: World | None = None, fakes: Fakes = Fakes()):
     """Each network's gradient of its own loss only -> ({network: [grad per parameter]}, losses).
 
     torch.autograd.grad with inputs= restricts each loss to its network's parameters, so
@@ -159,7 +208,7 @@ def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
     that every rank stops at the same step.
     """
     alone = world is None or world.size == 1
-    per_net, logged = vaegan_losses(model, x, generator, world)
+    per_net, logged = vaegan_losses(model, x, generator, world, fakes)
     if alone:
         check_finite(logged)
     nets = {"encoder": model.encoder, "decoder": model.decoder,
@@ -178,10 +227,11 @@ def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
 
 
 def train_step(model: VAEGAN, opts: dict[str, torch.optim.Optimizer], x: torch.Tensor,
-               generator: torch.Generator, world: World | None = None) -> StepLosses:
+               generator: torch.Generator, world: World | None = None,
+               fakes: Fakes = Fakes()) -> StepLosses:
     """One step of Algorithm 1: all networks get their routed gradients (averaged over the
     ranks of world), then step."""
-    grads, logged = routed_grads(model, x, generator, world)
+    grads, logged = routed_grads(model, x, generator, world, fakes)
     nets = {"encoder": model.encoder, "decoder": model.decoder,
             "discriminator": model.discriminator}
     for name, gs in grads.items():
@@ -239,6 +289,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="keep an exponential moving average of the decoder's weights and "
                         "buffers (e.g. 0.999) and export it; the live weights go to "
                         "OUT/model_live/ for comparison")
+    p.add_argument("--mix", type=float, default=0.0, metavar="SHARE",
+                   help="replace this share (0-1) of the decoded prior samples with slerp mixes of "
+                        "two training pictures' codes, which the discriminator learns to call fake "
+                        "and the decoder to paint real (ACAI, Berthelot et al. 2018; default 0)")
+    p.add_argument("--gan-codes", default="standard", choices=GAN_CODES,
+                   help="where the decoded prior samples' codes come from: 'standard' N(0, I) "
+                        "(default), or 'prior', the --init-from model's fitted mixture, which it "
+                        "keeps (fine-tuning on the codes the app samples; refit it afterwards)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -370,7 +428,8 @@ class Run:
         info = {"command": self.command, "epochs": self.epoch, "steps": self.step,
                 "train_seconds": round(seconds, 1), "batch_size": hp["batch_size"], "lr": hp["lr"],
                 "disc_lr": hp.get("disc_lr") or hp["lr"], "ema": hp.get("ema"), "seed": hp["seed"],
-                "augment": hp.get("augment", "none"),
+                "augment": hp.get("augment", "none"), "mix": hp.get("mix", 0.0),
+                "gan_codes": hp.get("gan_codes", "standard"),
                 "dataset": hp["dataset"], "device": str(self.device),
                 "world_size": self.world.size, "backend": self.world.backend,
                 "batch_per_process": self.per_rank,
@@ -416,6 +475,11 @@ def new_config(args: argparse.Namespace) -> tuple[VAEGANConfig, VAEGAN | None]:
     except ModelLoadError as e:
         raise SystemExit(f"error: --init-from: {e}") from None
     keep = {k: v for k, v in overrides.items() if k == "gamma"}
+    if args.gan_codes == "prior":  # the fakes' codes come from the fitted mixture: keep it
+        if init.latent_prior is None:
+            raise SystemExit(f"error: --gan-codes prior needs a model with a fitted mixture prior; "
+                             f"{args.init_from} samples from N(0, I) (fit one with python -m vaegan.prior)")
+        return dataclasses.replace(init.config, **keep), init
     # training samples z_p from N(0, I) (Larsen et al.); a fitted prior would go stale
     # as the encoder moves, so fine-tuning starts without it (refit with vaegan.prior)
     from .prior import with_prior
@@ -427,8 +491,14 @@ def new_hparams(args: argparse.Namespace) -> dict:
     """A new run's hyperparameters, as its checkpoint keeps them ("args")."""
     if args.ema is not None and not 0.0 < args.ema < 1.0:
         raise SystemExit(f"error: --ema takes a decay between 0 and 1 such as 0.999, got {args.ema}")
+    if not 0.0 <= args.mix <= 1.0:
+        raise SystemExit(f"error: --mix takes a share from 0 to 1 such as 0.5, got {args.mix}")
+    if args.gan_codes == "prior" and not args.init_from:
+        raise SystemExit("error: --gan-codes prior fine-tunes a model with a fitted mixture prior: "
+                         "give it with --init-from")
     return {k: getattr(args, k) for k in ("dataset", "data_dir", "batch_size", "lr", "disc_lr",
-                                          "ema", "seed", "limit", "augment", "workers")}
+                                          "ema", "seed", "limit", "augment", "workers", "mix",
+                                          "gan_codes")}
 
 
 def build_networks(config: VAEGANConfig, hp: dict, device: torch.device, init: VAEGAN | None
@@ -532,6 +602,11 @@ def build(args: argparse.Namespace, argv: list[str] | None = None, world: World 
         given = "the checkpoint's global batch" if ckpt is not None else "--batch-size (the global batch)"
         raise SystemExit(f"error: {given} is {hp['batch_size']}, which {world.size} processes cannot "
                          f"share evenly; use a multiple of {world.size}, or another number of processes")
+    if hp.get("mix") and hp["batch_size"] % (2 * world.size):
+        raise SystemExit(f"error: --mix pairs the pictures of each process's share of the batch, so "
+                         f"--batch-size must be a multiple of {2 * world.size}, got {hp['batch_size']}")
+    if hp.get("mix") and config.mode != "vaegan":
+        raise SystemExit("error: --mix feeds the discriminator; a plain VAE (--mode vae) has none")
     model, opts, gen, ema = build_networks(config, hp, device, init)
     if world.size > 1:  # BatchNorm statistics of the global batch, as in one process
         global_batchnorm(model)
@@ -588,7 +663,8 @@ def train_epoch(run: Run, log: TextIO) -> dict[str, float]:
         x = x.contiguous(memory_format=MEMORY_FORMAT)
         if args.nan_at_step is not None and run.step == args.nan_at_step:
             x = x * float("nan")
-        logged = train_step(run.model, run.opts, x, run.gen, world)  # NonFiniteLoss: the loop stops
+        logged = train_step(run.model, run.opts, x, run.gen, world,  # NonFiniteLoss: the loop stops
+                            Fakes(run.hp.get("gan_codes", "standard"), run.hp.get("mix", 0.0)))
         if run.ema is not None:
             run.ema.update_parameters(run.model.decoder)
         run.step += 1
