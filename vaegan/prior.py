@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .data import unit_float
-from .model import VAEGAN, MixturePrior
+from .model import VAEGAN
 
 
 @torch.inference_mode()
