@@ -427,3 +427,44 @@ def test_a_model_and_dataset_of_different_shapes_are_refused(tmp_path):
            ).save_pretrained(model_dir)
     with pytest.raises(SystemExit, match="makes 3x32x32 pictures but fashion-mnist has 1x28x28 ones"):
         main([str(model_dir), "--data-dir", str(SAMPLE), "--no-fid", "--no-classifier"])
+
+
+def test_resume_reads_finished_parts_and_only_those_of_the_same_model(tmp_path):
+    """--resume: a second run of the same model reads its sample and midpoint features back
+    (the extractor is not called at all: test features are cached too) and gives the same
+    figures; a part whose file is gone is computed again, and a model with other weights or
+    BatchNorm statistics is never served another's features."""
+    from vaegan.evaluate import FeatureExtractor
+    tiny_extractor(tmp_path / "fx.pt")
+    x, _ = load_fashion_mnist("test", SAMPLE)
+    torch.manual_seed(0)
+    model = VAEGAN(PRESETS["tiny"]).eval()
+
+    class Counting(FeatureExtractor):
+        calls = 0
+
+        def features(self, images, batch_size, desc):
+            Counting.calls += 1
+            return super().features(images, batch_size, desc)
+
+    fx = Counting(tmp_path / "fx.pt", size=32)
+    run = lambda m, **kw: evaluate(m, x, fx, n=60, batch_size=30, cache_dir=tmp_path / "c",  # noqa: E731
+                                   resume=True, **kw)
+    first = run(model)
+    assert Counting.calls == 3  # test pictures, samples, midpoints
+    kept = sorted(p.name.split("_")[0] for p in (tmp_path / "c" / "resume").iterdir())
+    assert kept == ["midpoints-slerp", "samples-model"]
+    again = run(model)
+    assert Counting.calls == 3  # nothing computed anew
+    assert again["fid"] == first["fid"] and again["fid_midpoint"] == first["fid_midpoint"]
+    next((tmp_path / "c" / "resume").glob("midpoints-*")).unlink()
+    assert run(model)["fid_midpoint"] == pytest.approx(first["fid_midpoint"])
+    assert Counting.calls == 4  # the midpoints alone
+    other = VAEGAN(PRESETS["tiny"]).eval()
+    other.load_state_dict(model.state_dict())
+    other.decoder.fc[1].running_mean += 0.5  # the same weights, other decoder statistics
+    moved = run(other)
+    assert Counting.calls == 6 and moved["fid"] != first["fid"]
+    assert len(list((tmp_path / "c" / "resume").iterdir())) == 4
+    evaluate(model, x, fx, n=60, batch_size=30, cache_dir=tmp_path / "c")  # without resume
+    assert Counting.calls == 8 and len(list((tmp_path / "c" / "resume").iterdir())) == 4

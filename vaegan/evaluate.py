@@ -295,15 +295,46 @@ def real_features(extractor: FeatureExtractor, real: torch.Tensor, batch_size: i
     return feats
 
 
+def model_digest(model) -> str:
+    """A hash of every tensor the model holds (weights, BatchNorm statistics, prior), by name."""
+    h = hashlib.sha1()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def resumable_features(extractor: FeatureExtractor, images: torch.Tensor, batch_size: int, desc: str,
+                       path: Path | None) -> np.ndarray:
+    """extractor.features of images, read from `path` if an earlier run finished them there,
+    else computed and written there (None: computed, nothing kept)."""
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            if "feats" in f and len(f["feats"]) == len(images):
+                print(f"{desc}: read from {path} (--resume)", file=sys.stderr)
+                return f["feats"]
+    feats = extractor.features(images, batch_size, desc)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".partial.npz")
+        np.savez(tmp, feats=feats)
+        tmp.replace(path)  # whole or absent, should the run stop while writing
+    return feats
+
+
 def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | None,
              n: int, batch_size: int = 100, seed: int = 0, cache_dir: Path | None = None,
              prior: str = "model", train_images: torch.Tensor | None = None, *,
              test_labels: torch.Tensor | None = None, classifier=None, dataset: str = "fashion-mnist",
-             midpoint_path: str | None = "slerp") -> dict:
+             midpoint_path: str | None = "slerp", resume: bool = False) -> dict:
     """Metrics of model on the first n test images (uint8 or float in [0, 1]; n is capped at
     their number); samples decoded from `prior` (see the module's doc; the non-standard ones
     need train_images). With an extractor: FID, KID and (unless midpoint_path is None) the
-    midpoint FID; with a vaegan.classifier.Classifier and test_labels: the class figures."""
+    midpoint FID; with a vaegan.classifier.Classifier and test_labels: the class figures.
+    resume (needs cache_dir): the sample and midpoint features are kept under cache_dir/resume,
+    keyed by a hash of the model's tensors, the test pictures, n, seed, prior and path, and a
+    later run with the same keys reads them instead of computing them again (a full protocol
+    stopped half way picks up after its last finished part)."""
     n = min(n, len(test_images))
     real = unit_float(test_images[:n])
     t0 = time.time()
@@ -326,13 +357,20 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
                  if cache_dir else None)
         feats_r = real_features(extractor, real, batch_size, cache)
         mu_r, sig_r = gaussian_stats(feats_r)
-        feats_f = extractor.features(fakes, batch_size, "sample features")
+        stem = (f"{dataset_slug(dataset)}_{model_digest(model)}_{digest}_{extractor.key}_n{n}_s{seed}"
+                if resume and cache_dir is not None else None)
+
+        def part(name: str) -> Path | None:  # where a finished part's features are kept
+            return cache_dir / "resume" / f"{name}_{stem}.npz" if stem else None
+        feats_f = resumable_features(extractor, fakes, batch_size, "sample features",
+                                     part(f"samples-{prior}"))
         result["fid"] = frechet_distance(*gaussian_stats(feats_f), mu_r, sig_r)
         result["kid"], result["kid_std"], result["kid_subset_size"] = kernel_inception_distance(
             feats_f, feats_r, seed=seed)
         if midpoint_path is not None:
             mids = midpoints(model, real, n, batch_size, seed, midpoint_path)
-            feats_m = extractor.features(mids, batch_size, "midpoint features")
+            feats_m = resumable_features(extractor, mids, batch_size, "midpoint features",
+                                         part(f"midpoints-{midpoint_path}"))
             result["fid_midpoint"] = frechet_distance(*gaussian_stats(feats_m), mu_r, sig_r)
             result["midpoint_fid_ratio"] = (result["fid_midpoint"] / result["fid"]
                                             if result["fid"] > 0 else None)
@@ -396,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the classifier figures (no classifier is trained or loaded)")
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "vaegan"),
                    help="where test-set features are cached (classifiers: $VAEGAN_CACHE/classifiers)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep each model's sample and midpoint features under CACHE_DIR/resume and "
+                        "read them there when a run with the same model, n, seed, prior and path "
+                        "finished them before (an interrupted full protocol picks up where it stopped)")
     p.add_argument("--out", default=None,
                    help="metrics JSON (default: MODEL/metrics.json, metrics_quick.json with --quick)")
     p.add_argument("--threads", type=int, default=None)
@@ -434,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(not {n_asked})", file=sys.stderr)
         r = evaluate(model, test_images, extractor, n, args.batch_size, args.seed, Path(args.cache_dir),
                      args.prior, train_images, test_labels=test_labels, classifier=classifier,
-                     dataset=args.dataset, midpoint_path=args.path)
+                     dataset=args.dataset, midpoint_path=args.path, resume=args.resume)
         samples = r.pop("samples")
         rows[spec] = r
         out = Path(args.out) if args.out and len(args.models) == 1 else None
