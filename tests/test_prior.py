@@ -342,3 +342,64 @@ def test_model_card_compares_with_a_baseline_measured_the_same_way(tmp_path, cap
         card_main([str(model), "--baseline", str(base)])
     assert "no FID measured for the baseline" in capsys.readouterr().err
     assert not (model / "baseline.json").exists()
+
+
+def first_bn_input(m, codes: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The decoder's first BatchNorm and what reaches it for codes (B, Z) -> (channels, ...)."""
+    bn = next(mod for mod in m.decoder.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm))
+    seen = []
+    hook = bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+    with torch.no_grad():
+        m.decode(codes)
+    hook.remove()
+    return bn, seen[0].transpose(0, 1).reshape(bn.num_features, -1)
+
+
+def test_decoder_statistics_of_posterior_means_and_of_a_blend(fitted):
+    """prior_share 0: the statistics are those of the given codes (posterior means); 0.5: each
+    batch holds half prior codes, half means, so the running mean lands between the two."""
+    import copy
+
+    from vaegan.prior import recalibrate_decoder
+    _, m = fitted
+    g = torch.Generator().manual_seed(4)
+    means = 0.3 * torch.randn(3000, m.config.latent_dim, generator=g) + 1.0  # far from the prior's codes
+    a = copy.deepcopy(m)
+    assert recalibrate_decoder(a, 40 * 64, batch_size=64, means=means, prior_share=0.0) == 40 * 64
+    bn, act = first_bn_input(a, means[:2560])  # the rows used, in order
+    assert torch.allclose(bn.running_mean, act.mean(1), atol=1e-4)
+    assert torch.allclose(bn.running_var, act.var(1), rtol=0.05)
+    b = copy.deepcopy(m)
+    recalibrate_decoder(b, 200 * 64, batch_size=64, means=means, prior_share=0.5, seed=1)
+    prior_act = first_bn_input(b, b.prior(20000, torch.Generator().manual_seed(2)))[1]
+    mean_act = first_bn_input(b, means)[1]
+    bn_b = first_bn_input(b, means[:1])[0]
+    mid = (prior_act.mean(1) + mean_act.mean(1)) / 2
+    assert torch.allclose(bn_b.running_mean, mid, atol=0.1 * prior_act.std(1).mean().item())
+    assert (bn_b.running_mean - bn.running_mean).abs().max() > 0.1 * prior_act.std(1).mean()
+    with pytest.raises(ValueError, match="posterior means are needed"):
+        recalibrate_decoder(copy.deepcopy(m), 640, batch_size=64, prior_share=0.5)
+    with pytest.raises(ValueError, match=r"prior_share must lie in \[0, 1\]"):
+        recalibrate_decoder(copy.deepcopy(m), 640, batch_size=64, means=means, prior_share=1.5)
+
+
+def test_cli_estimates_statistics_on_posterior_means(tmp_path, train_dir, capsys):
+    """--bn-source means: the decoder's statistics are those of the posterior means of the
+    training pictures (not of prior codes), recorded in prior.json and said in the card."""
+    from vaegan.card import build_model_card
+    from vaegan.data import load_fashion_mnist
+    from vaegan.evaluate import posterior_means
+    torch.manual_seed(0)
+    VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
+    assert main([str(tmp_path / "w"), "--components", "2", "--data-dir", str(train_dir),
+                 "--bn-source", "means", "--bn-codes", "1280"]) == 0
+    assert "1280 codes (posterior means of training pictures)" in capsys.readouterr().out
+    info = json.loads((tmp_path / "w" / "prior.json").read_text())
+    assert info["bn_source"] == "means" and info["bn_codes"] == 1280
+    m = load_model(str(tmp_path / "w")).model.eval()
+    x, _ = load_fashion_mnist("train", train_dir)
+    bn, act = first_bn_input(m, posterior_means(m, x, 500))
+    assert torch.allclose(bn.running_mean, act.mean(1), atol=0.05 * act.std(1).mean().item())
+    prior_act = first_bn_input(m, m.prior(5000, torch.Generator().manual_seed(0)))[1]
+    assert (bn.running_var / prior_act.var(1)).mean() < 0.9  # means spread less than prior codes
+    assert "posterior means of 1280 random training pictures" in str(build_model_card(tmp_path / "w"))

@@ -104,6 +104,17 @@ def baseline_lines(metrics: dict, baseline: dict) -> list[str]:
     return lines
 
 
+def bn_source_words(source: str, codes: int, prior: str) -> str:
+    """What prior.json's bn_source says the decoder's statistics were estimated on, in words."""
+    if source == "means":
+        return (f"the posterior means of {codes} random training pictures (the codes Reconstruct "
+                "and Interpolate decode)")
+    if source == "blend":
+        return (f"{codes} codes, each batch half drawn from {prior} and half the posterior means "
+                "of random training pictures")
+    return f"{codes} codes drawn from {prior}"
+
+
 def build_model_card(folder: str | Path, repo_id: str | None = None,
                      source: str | None = None) -> ModelCard:
     """The card for the weights in `folder`; images are linked only when they are in it.
@@ -208,10 +219,13 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
     if prior.get("bn_codes"):
         lines += [("" if k else "## Decoder statistics\n\n")
                   + "The decoder's BatchNorm running statistics were then estimated anew on "
-                  f"{prior['bn_codes']} codes drawn from {'the mixture' if k else 'N(0, I)'} "
-                  "(`torch.optim.swa_utils.update_bn`; no weight changed). In training each decoder "
+                  + bn_source_words(prior.get("bn_source", "prior"), prior["bn_codes"],
+                                    "the mixture" if k else "N(0, I)")
+                  + " (`torch.optim.swa_utils.update_bn`; no weight changed). In training each decoder "
                   "batch held reconstructions and N(0, I) samples together, so the statistics kept "
-                  "there describe that blend rather than the codes the model is sampled with.", ""]
+                  "there describe that blend rather than the codes the model is "
+                  + ("sampled with." if prior.get("bn_source", "prior") == "prior" else
+                     "decoded with in the app."), ""]
     if metrics:
         n = metrics.get("n")
         lines += ["## Evaluation", "",

@@ -77,14 +77,32 @@ def check_bn_codes(codes: int, batch_size: int = BN_BATCH) -> int:
     return codes // batch_size
 
 
-def recalibrate_decoder(model: VAEGAN, codes: int, batch_size: int = BN_BATCH, seed: int = 0) -> int:
+BN_SOURCES = {"prior": 1.0, "blend": 0.5, "means": 0.0}  # --bn-source -> share of prior codes
+
+
+def recalibrate_decoder(model: VAEGAN, codes: int, batch_size: int = BN_BATCH, seed: int = 0,
+                        means: torch.Tensor | None = None, prior_share: float = 1.0) -> int:
     """Re-estimate the decoder's BatchNorm running statistics on `codes` codes (whole batches of
-    batch_size) from the model's own prior, in place; the weights are not changed. Returns the
+    batch_size), in place; the weights are not changed. Each batch holds round(prior_share x
+    batch_size) codes from the model's own prior and, for the rest, the next rows of `means`
+    (posterior means of training pictures, (M, Z), taken in order and cycled). Returns the
     number of codes used."""
     from torch.optim.swa_utils import update_bn  # runs under no_grad itself
     batches = check_bn_codes(codes, batch_size)
+    if not 0.0 <= prior_share <= 1.0:
+        raise ValueError(f"prior_share must lie in [0, 1], got {prior_share}")
+    from_prior = round(prior_share * batch_size)
+    if from_prior < batch_size and (means is None or len(means) == 0):
+        raise ValueError("posterior means are needed when not every code comes from the prior")
     g = torch.Generator().manual_seed(seed)
-    update_bn((model.prior(batch_size, g) for _ in range(batches)), model.decoder)
+
+    def batch(b: int) -> torch.Tensor:
+        parts = [model.prior(from_prior, g)] if from_prior else []
+        if from_prior < batch_size:
+            rows = torch.arange(b * (batch_size - from_prior), (b + 1) * (batch_size - from_prior))
+            parts.append(means[rows % len(means)].to(model.device, torch.float32))
+        return torch.cat(parts)
+    update_bn((batch(b) for b in range(batches)), model.decoder)
     model.eval()
     return batches * batch_size
 
@@ -107,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bn-codes", type=int, default=25600, metavar="N",
                    help="codes from the new prior on which the decoder's BatchNorm statistics are "
                         f"estimated anew (default 25600, in batches of {BN_BATCH}); 0 keeps those from training")
+    p.add_argument("--bn-source", choices=tuple(BN_SOURCES), default="prior",
+                   help="which codes the decoder's statistics are estimated on: 'prior' (default; "
+                        "codes from the new prior, what Sample decodes), 'means' (posterior means of "
+                        "random training pictures, what Reconstruct and Interpolate decode) or "
+                        "'blend' (each batch half and half)")
     p.add_argument("--out", default=None, help="folder to write (default: the model's folder)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
@@ -131,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     info = {"command": "python -m vaegan.prior " + " ".join(argv if argv is not None else sys.argv[1:]),
             "components": args.components, "dataset": args.dataset, "seed": args.seed}
-    if args.components == 0:
-        fitted = with_prior(model)
-    else:
+    images = None
+    if args.components or (args.bn_codes and args.bn_source != "prior"):
         c = model.config
         images, _ = load_dataset(args.dataset, "train", args.data_dir, c.image_size, c.channels)
         if args.limit:
             images = images[:args.limit]
+    if args.components == 0:
+        fitted = with_prior(model)
+    else:
         codes = posterior_codes(model, images, args.batch_size,
                                 torch.Generator().manual_seed(args.seed)).numpy()
         try:
@@ -151,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                      "standard_normal_log_likelihood": round(float(
                          -0.5 * (codes ** 2).sum(1).mean() - 0.5 * codes.shape[1] * np.log(2 * np.pi)), 3)})
     if args.bn_codes:
-        info["bn_codes"] = recalibrate_decoder(fitted, args.bn_codes, seed=args.seed)
+        means = None
+        if args.bn_source != "prior":  # posterior means of as many random training pictures
+            from .evaluate import posterior_means
+            pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))
+            means = posterior_means(model, images[pick[:args.bn_codes]], args.batch_size)
+        info["bn_codes"] = recalibrate_decoder(fitted, args.bn_codes, seed=args.seed, means=means,
+                                               prior_share=BN_SOURCES[args.bn_source])
+        info["bn_source"] = args.bn_source
     info["seconds"] = round(time.time() - t0, 1)
     for note in retire_stale_outputs(out, model.config.prior_components, decoder_changed=bool(args.bn_codes)):
         print(note)
@@ -163,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     what = (f"a {args.components}-component Gaussian mixture fitted to {info['codes']} posterior codes "
             f"(mean log-likelihood {info['mean_log_likelihood']} vs {info['standard_normal_log_likelihood']} "
             f"under N(0, I))" if args.components else "N(0, I)")
-    bn = (f"; decoder BatchNorm statistics estimated on {info['bn_codes']} codes from it"
-          if args.bn_codes else "")
+    source = {"prior": "from it", "means": "(posterior means of training pictures)",
+              "blend": "(half from it, half posterior means of training pictures)"}
+    bn = (f"; decoder BatchNorm statistics estimated on {info['bn_codes']} codes "
+          f"{source[args.bn_source]}" if args.bn_codes else "")
     print(f"wrote {out}: prior = {what}{bn}, {info['seconds']} s")
     return 0
 
