@@ -264,6 +264,10 @@ def test_quick_evaluation_end_to_end(tmp_path, capsys):
     assert len(list((tmp_path / "cache").glob("test_stats_fashion-mnist_*_n120.npz"))) == 1
     assert main(args) == 0  # second run reads the cached test statistics
     assert json.loads((model_dir / "metrics_quick.json").read_text())["fid"] == pytest.approx(m["fid"])
+    assert main(args + ["--no-midpoints"]) == 0  # FID and KID without the midpoints' features
+    alone = json.loads((model_dir / "metrics_quick.json").read_text())
+    assert alone["fid"] == pytest.approx(m["fid"]) and alone["kid"] == pytest.approx(m["kid"])
+    assert "fid_midpoint" not in alone and "midpoint_path" not in alone
 
 
 class KnownPosterior(nn.Module):
