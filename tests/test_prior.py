@@ -194,6 +194,9 @@ def test_model_card_says_where_samples_come_from(fitted, tmp_path):
     (tmp_path / "p" / "metrics.json").write_text(json.dumps({"n": 100, "seed": 0, "fid": 50.0}))
     plain = str(build_model_card(tmp_path / "p"))
     assert "## Sampling prior" not in plain and "codes from N(0, I)" in plain
+    assert "beta" not in plain  # the default KL weight goes unsaid; another one is named
+    (tmp_path / "p" / "config.json").write_text(json.dumps({**PRESETS["tiny"].to_dict(), "beta": 0.5}))
+    assert "; KL weight beta 0.5." in str(build_model_card(tmp_path / "p"))
     assert "BatchNorm" not in text and "BatchNorm" not in plain  # no recalibration recorded
     # recalibrated decoder statistics are named, for the mixture and for N(0, I) alike
     (tmp_path / "w" / "prior.json").write_text(json.dumps({"components": 2, "codes": 4000, "bn_codes": 25600}))

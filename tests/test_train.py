@@ -164,6 +164,16 @@ def test_discriminator_widths_and_learning_rate_flags(tmp_path, data_dir):
         run(tmp_path / "bad2", data_dir, "--ema", "1.5")
 
 
+def test_beta_flag_is_written_to_the_config_and_kept_by_a_fine_tune(tmp_path, data_dir):
+    assert run(tmp_path / "a", data_dir, "--max-steps", "2", "--beta", "0.5") == 0
+    assert json.loads((tmp_path / "a" / "model" / "config.json").read_text())["beta"] == 0.5
+    assert run(tmp_path / "b", data_dir, "--max-steps", "2", "--init-from",
+               str(tmp_path / "a" / "model"), "--beta", "0.25") == 0
+    assert json.loads((tmp_path / "b" / "model" / "config.json").read_text())["beta"] == 0.25
+    with pytest.raises(SystemExit, match="error: beta must be a finite number > 0"):
+        run(tmp_path / "bad", data_dir, "--beta", "0")
+
+
 def test_fine_tuning_starts_without_a_fitted_prior(tmp_path, data_dir):
     """Training draws z_p from N(0, I); a mixture fitted to the old encoder would go stale."""
     import numpy as np

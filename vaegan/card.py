@@ -159,7 +159,8 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
         "",
         f"A {kind} ({PAPER}) trained from scratch on {ds['train']}, with the code of the "
         f"VAE-GAN Latent Explorer (`vaegan/`). "
-        f"Latent size {config.get('latent_dim')}; gamma {config.get('gamma')}.",
+        f"Latent size {config.get('latent_dim')}; gamma {config.get('gamma')}"
+        + (f"; KL weight beta {config['beta']}" if config.get("beta", 1.0) != 1.0 else "") + ".",
         "",
         *([ds["credit"], ""] if ds["credit"] else []),
     ]

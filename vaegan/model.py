@@ -48,6 +48,9 @@ class VAEGANConfig:
     # posterior after training (ex-post density estimation, Ghosh et al. 2020; `python -m
     # vaegan.prior`), kept in the weights as latent_prior.*
     prior_components: int = 0
+    # encoder loss = beta * L_prior + L_llike (beta-VAE, Higgins et al. 2017): below 1 the codes
+    # carry more of each picture, which a fitted mixture prior (above) can still sample from
+    beta: float = 1.0
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and frozen.
@@ -75,6 +78,11 @@ class VAEGANConfig:
             raise ValueError(f"gamma must be a finite number >= 0 (the weight of L_llike in the "
                              f"decoder's loss), got {self.gamma!r}")
         object.__setattr__(self, "gamma", float(self.gamma))
+        if (isinstance(self.beta, bool) or not isinstance(self.beta, (int, float))
+                or not math.isfinite(self.beta) or self.beta <= 0):
+            raise ValueError(f"beta must be a finite number > 0 (the weight of the KL term in the "
+                             f"encoder's loss), got {self.beta!r}")
+        object.__setattr__(self, "beta", float(self.beta))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "VAEGANConfig":
@@ -100,7 +108,7 @@ class VAEGANConfig:
 
 # keys added after weights were first published, with the value that means what files
 # written before them meant; only these may be absent from a config.json
-ADDED_LATER: dict[str, object] = {"prior_components": 0}
+ADDED_LATER: dict[str, object] = {"prior_components": 0, "beta": 1.0}
 MAX_PRIOR_COMPONENTS = 1000
 # a fitted prior must keep its codes (4 standard deviations at temperature 2) within this
 # box, the range the app accepts for a starting code (explorer.ORIGIN_LIMIT)

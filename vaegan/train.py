@@ -176,17 +176,19 @@ def vaegan_losses(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
     z = post.mean + post.std * eps  # (B, Z); alone, the same numbers as post.sample(generator)
     z_p = fake_codes(model, z, n, rows, generator, fakes)
     l_prior = losses.kl_loss(post)
+    beta = model.config.beta
     if model.discriminator is None:  # plain VAE: prior samples play no part in its loss
         x_rec = model.decode(z)
         l_llike = losses.pixel_llike_loss(x, x_rec)
-        return {"encoder": l_prior + l_llike, "decoder": l_llike}, StepLosses(l_prior.item(), l_llike.item())
+        return ({"encoder": beta * l_prior + l_llike, "decoder": l_llike},
+                StepLosses(l_prior.item(), l_llike.item()))
     fakes = model.decode(torch.cat([z, z_p]))  # (2B, C, H, W): reconstructions, then samples
     (d_real, f_real), (d_rec, f_rec), (d_prior, _) = discriminate(model.discriminator, x, fakes)
     l_llike = losses.feature_llike_loss(f_real, f_rec)
     l_gen = losses.gan_generator_loss(d_rec, d_prior)
     l_dis = losses.gan_discriminator_loss(d_real, d_rec, d_prior)
     gamma = model.config.gamma
-    per_net = {"encoder": l_prior + l_llike,
+    per_net = {"encoder": beta * l_prior + l_llike,
                "decoder": gamma * l_llike + l_gen,
                "discriminator": l_dis}
     return per_net, StepLosses(l_prior.item(), l_llike.item(), l_gen.item(), l_dis.item())
@@ -271,6 +273,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=None, help="override the preset's gamma")
     p.add_argument("--disc-norm", default=None, choices=["none", "spectral"],
                    help="override the preset's discriminator normalisation")
+    p.add_argument("--beta", type=float, default=None,
+                   help="the KL term's weight in the encoder's loss (default 1, as Larsen et al.; "
+                        "below 1 the codes keep more of each picture)")
     p.add_argument("--latent-dim", type=int, default=None, help="override the preset's latent size")
     p.add_argument("--disc-widths", default=None, metavar="W1,W2",
                    help="override the preset's discriminator widths, e.g. 64,128")
@@ -302,7 +307,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init-from", default=None, metavar="SPEC",
                    help="fine-tune: start from a weights folder or Hub repo id (org/name[@rev]); "
-                        "the architecture comes from it (--gamma may still be set)")
+                        "the architecture comes from it (--gamma and --beta may still be set)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--ckpt-every", type=int, default=200, help="steps between checkpoints")
@@ -447,10 +452,10 @@ def load_checkpoint(ckpt_path: Path) -> dict:
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
-    """The preset fields the flags set: --mode, and --gamma, --disc-norm, --latent-dim and
-    --disc-widths where given."""
+    """The preset fields the flags set: --mode, and --gamma, --beta, --disc-norm, --latent-dim
+    and --disc-widths where given."""
     overrides = {"mode": args.mode}
-    for key in ("gamma", "disc_norm", "latent_dim"):
+    for key in ("gamma", "beta", "disc_norm", "latent_dim"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.disc_widths is not None:
@@ -464,9 +469,12 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 def new_config(args: argparse.Namespace) -> tuple[VAEGANConfig, VAEGAN | None]:
     """A new run's architecture -> (config, the --init-from model or None): the preset with
-    the flags' overrides or, with --init-from, the source model's (--gamma may still be set)."""
+    the flags' overrides or, with --init-from, the source model's (--gamma and --beta may still be set)."""
     overrides = config_overrides(args)
-    config = dataclasses.replace(PRESETS[args.preset], **overrides)
+    try:
+        config = dataclasses.replace(PRESETS[args.preset], **overrides)
+    except ValueError as e:  # e.g. --beta 0 or --gamma -1: the flag and what it accepts
+        raise SystemExit(f"error: {e}") from None
     if not args.init_from:
         return config, None
     from .hub import ModelLoadError, load_model
@@ -474,7 +482,7 @@ def new_config(args: argparse.Namespace) -> tuple[VAEGANConfig, VAEGAN | None]:
         init = load_model(args.init_from).model
     except ModelLoadError as e:
         raise SystemExit(f"error: --init-from: {e}") from None
-    keep = {k: v for k, v in overrides.items() if k == "gamma"}
+    keep = {k: v for k, v in overrides.items() if k in ("gamma", "beta")}
     if args.gan_codes == "prior":  # the fakes' codes come from the fitted mixture: keep it
         if init.latent_prior is None:
             raise SystemExit(f"error: --gan-codes prior needs a model with a fitted mixture prior; "
