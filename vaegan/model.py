@@ -72,17 +72,15 @@ class VAEGANConfig:
                              f"{MAX_PRIOR_COMPONENTS}, got {self.prior_components!r}")
         if self.channels not in (1, 3) or self.latent_dim < 1:
             raise ValueError("channels must be 1 or 3 and latent_dim >= 1")
-        # config.json is hand-editable: a string or NaN gamma must fail here, not mid-training
-        if (isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float))
-                or not math.isfinite(self.gamma) or self.gamma < 0):
-            raise ValueError(f"gamma must be a finite number >= 0 (the weight of L_llike in the "
-                             f"decoder's loss), got {self.gamma!r}")
-        object.__setattr__(self, "gamma", float(self.gamma))
-        if (isinstance(self.beta, bool) or not isinstance(self.beta, (int, float))
-                or not math.isfinite(self.beta) or self.beta <= 0):
-            raise ValueError(f"beta must be a finite number > 0 (the weight of the KL term in the "
-                             f"encoder's loss), got {self.beta!r}")
-        object.__setattr__(self, "beta", float(self.beta))
+        # config.json is hand-editable: a string or NaN loss weight must fail here, not mid-training
+        for name, zero_ok, what in (("gamma", True, "L_llike in the decoder's loss"),
+                                    ("beta", False, "the KL term in the encoder's loss")):
+            v = getattr(self, name)
+            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                    or v < 0 or (v == 0 and not zero_ok)):
+                raise ValueError(f"{name} must be a finite number {'>=' if zero_ok else '>'} 0 "
+                                 f"(the weight of {what}), got {v!r}")
+            object.__setattr__(self, name, float(v))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "VAEGANConfig":
