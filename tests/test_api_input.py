@@ -63,7 +63,7 @@ SEED_ONLY = ("Seed", 1, None, "Seed", 2, None)  # interpolate's endpoints A and 
     ("/interpolate", ("Seed", -5, None, "Seed", 2, None, 8, "lerp"), {}, rf"^A_seed must be a whole number {SEEDS}"),
     ("/interpolate", (*SEED_ONLY, 8, "lerp", "nope/nope"), {}, r"^Model must be one of .*got 'nope/nope'$"),
     ("/reconstruct", (None,), {}, r"^Image: no picture given; upload a PNG"),
-    ("/reconstruct", (None, "org/unlisted"), {}, r"^Model must be one of"),
+    ("/reconstruct", (None, 50, "org/unlisted"), {}, r"^Model must be one of"),
 ])
 def test_bad_arguments_get_a_sentence_naming_them(client, api_name, args, kwargs, message):
     with pytest.raises(AppError, match=message):
@@ -169,3 +169,18 @@ def test_after_all_that_the_app_still_answers(client, explorer_tiny):
     path = client.predict(3, 1.0, 4, api_name="/sample")
     with Image.open(path) as im:
         assert np.array_equal(np.asarray(im), np.asarray(explorer_tiny.sample(3, 1.0, 4).image))
+
+
+@pytest.mark.parametrize("steps, message", [
+    (500, r"^Steps must be a whole number between 0 and 200, got 500$"),
+    (-10, r"^Steps must be a whole number between 0 and 200, got -10$"),
+    (12.5, r"^Steps must be a whole number between 0 and 200, got 12\.5$"),
+])
+def test_reconstruct_refining_steps_out_of_range_get_a_sentence(client, tmp_path, steps, message):
+    from gradio_client import handle_file
+    path = tmp_path / "garment.png"
+    Image.new("L", (28, 28), 40).save(path)
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(path)), steps, api_name="/reconstruct")
+    # and the endpoint still answers with steps in range
+    assert len(client.predict(handle_file(str(path)), 0, api_name="/reconstruct")) == 5

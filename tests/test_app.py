@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -9,6 +10,8 @@ from PIL import Image
 from ui import server
 from ui.components import THEME
 from ui.page import create_demo
+from vaegan import refine
+from vaegan.data import to_tensor
 from vaegan.explorer import N_SLIDERS
 from conftest import serving
 
@@ -83,9 +86,23 @@ def test_decode(client, explorer_tiny):
     assert np.array_equal(moved, np.asarray(explorer_tiny.decode(values, "pca", origin)))
 
 
+def test_reconstruct_without_refining(client, explorer_tiny, example_png):
+    _, rec, _, metrics, z = client.predict(handle_file(example_png), 0, api_name="/reconstruct")
+    expected = explorer_tiny.reconstruct(Image.open(example_png), 0)
+    assert metrics == f"**MSE** {expected.mse:.4f} · **SSIM** {expected.ssim:.3f} (the encoder's code)"
+    assert np.allclose(z, expected.z.numpy(), atol=1e-6)
+    with torch.inference_mode():
+        mean = explorer_tiny.model.encode(to_tensor(Image.open(example_png), 28, 1)).mean[0]
+    assert np.allclose(z, mean.numpy(), atol=1e-6)  # the posterior mean itself
+    assert np.array_equal(_check_image(rec, (336, 336)), np.asarray(expected.reconstruction))
+
+
 def test_reconstruct(client, explorer_tiny, example_png):
+    """By default the code is refined (vaegan.refine.STEPS steps) and the metrics say both."""
     seen, rec, err, metrics, z = client.predict(handle_file(example_png), api_name="/reconstruct")
-    expected = explorer_tiny.reconstruct(Image.open(example_png))
+    expected = explorer_tiny.reconstruct(Image.open(example_png), refine.STEPS)
+    assert (f"after {refine.STEPS} refining steps · the encoder's code alone: "
+            f"MSE {expected.encoder_mse:.4f} · SSIM {expected.encoder_ssim:.3f}") in metrics
     assert np.array_equal(_check_image(seen, (336, 336)), np.asarray(expected.input))
     _check_image(rec, (336, 336))
     _check_image(err, (336, 336))

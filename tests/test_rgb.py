@@ -165,7 +165,7 @@ def test_the_public_api_serves_colour_for_the_rgb_model_and_grey_for_the_other(c
     # a grey upload reconstructed by the colour model: RGB in, RGB out, an RGB error map
     upload = tmp_path / "grey.png"
     Image.fromarray(np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (40, 1))).save(upload)
-    seen, rec, err, metrics, z = client.predict(handle_file(upload), rgb.spec, api_name="/reconstruct")
+    seen, rec, err, metrics, z = client.predict(handle_file(upload), model=rgb.spec, api_name="/reconstruct")
     assert all(_array(p).shape == (320, 320, 3) for p in (seen, rec, err)) and len(z) == 8
     strip, gif = client.predict("Seed", 1, None, "Seed", 2, None, 4, "slerp", rgb.spec,
                                 api_name="/interpolate")

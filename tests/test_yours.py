@@ -19,6 +19,7 @@ from ui.directions import FORMAT, read_directions
 from ui.live import ROUTE, TRACK_ROUTE, decode_png
 from ui.page import create_demo
 from ui.tabs.explore import CODE_FORMAT, read_code_file
+from vaegan import refine
 from vaegan.explorer import MAX_GROUP, N_SLIDERS, YOURS
 
 
@@ -338,10 +339,10 @@ def test_a_drawing_is_cropped_to_its_strokes_and_reconstructed_like_an_upload(pa
     assert picture.size == (83, 163)  # strokes 61 x 141 px, with 8% of 141 on every side
     assert picture.getpixel((0, 0)) == (255, 255, 255) and picture.getpixel((11, 81)) == (0, 0, 0)
     tab = page.tabs["reconstruct"]
-    out = tab.reconstruct_drawing(_sketch(True), None)
-    want = explorer_tiny.reconstruct(picture)
+    out = tab.reconstruct_drawing(_sketch(True), model=None)
+    want = explorer_tiny.reconstruct(picture, refine.STEPS)  # refined by default, as an upload
     assert np.array_equal(_arr(out[tab.recon]), _arr(want.reconstruction))
     assert _arr(out[tab.seen]).std() > 0
     for sketch, message in [(_sketch(False), "The canvas is empty"), (None, "Nothing is drawn yet")]:
         with pytest.raises(gr.Error, match=message):
-            tab.reconstruct_drawing(sketch, None)
+            tab.reconstruct_drawing(sketch, model=None)

@@ -200,7 +200,9 @@ def _out_of_range(box, name: str, payload, error, value):
     if isinstance(box, (gr.Radio, gr.Dropdown)):
         allowed = [v for _, v in box.choices]
         raise sentence(f"{name} must be one of {allowed}, got {payload!r}") from None
-    integer = getattr(box, "precision", None) == 0 or getattr(box, "step", None) == 1
+    step = getattr(box, "step", None)  # a slider of whole steps from a whole minimum takes whole numbers
+    integer = getattr(box, "precision", None) == 0 or (
+        step is not None and float(step).is_integer() and float(box.minimum or 0).is_integer())
     lo = -math.inf if box.minimum is None else box.minimum
     hi = math.inf if box.maximum is None else box.maximum
     try:

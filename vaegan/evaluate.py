@@ -17,6 +17,8 @@ classifier and sharpness figures.
   vaegan.latent) decoded; FID of those midpoints against the same test features, and its
   ratio to the samples' FID. How the space between pictures decodes.
 - Reconstruction of the test images from the posterior mean: MSE per pixel and SSIM.
+  With --refine STEPS also from the code Reconstruct shows by default: the posterior mean
+  refined by STEPS steps of vaegan.refine (key "refined": its MSE, SSIM and class kept).
 - Classifier figures (vaegan.classifier: a small CNN this package trains on the dataset's
   training split, cached; its test accuracy is printed each time it loads): the share of
   test pictures whose reconstruction keeps its true class, over the classifier's accuracy on
@@ -52,7 +54,7 @@ import torch.nn.functional as F
 from scipy import linalg
 from tqdm import tqdm
 
-from . import latent
+from . import latent, refine
 from .classifier import dataset_slug, load_classifier
 from .data import load_dataset, unit_float
 from .prior import posterior_codes, posterior_means
@@ -213,7 +215,11 @@ def decode_all(model, z: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def reconstruct_all(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+def reconstruct_all(model, images: torch.Tensor, batch_size: int, steps: int = 0) -> torch.Tensor:
+    """Decoded posterior means of images, or (steps > 0) of their refined codes (vaegan.refine)."""
+    if steps:
+        return torch.cat([model.decode(refine.refine_codes(model, images[i:i + batch_size], steps)).cpu()
+                          for i in range(0, len(images), batch_size)])
     return torch.cat([model.reconstruct(images[i:i + batch_size]).cpu()
                       for i in range(0, len(images), batch_size)])
 
@@ -319,7 +325,7 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
              n: int, batch_size: int = 100, seed: int = 0, cache_dir: Path | None = None,
              prior: str = "model", train_images: torch.Tensor | None = None, *,
              test_labels: torch.Tensor | None = None, classifier=None, dataset: str = "fashion-mnist",
-             midpoint_path: str | None = "slerp", resume: bool = False) -> dict:
+             midpoint_path: str | None = "slerp", resume: bool = False, refine_steps: int = 0) -> dict:
     """Metrics of model on the first n test images (uint8 or float in [0, 1]; n is capped at
     their number); samples decoded from `prior` (see the module's doc; the non-standard ones
     need train_images). With an extractor: FID, KID and (unless midpoint_path is None) the
@@ -327,7 +333,9 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
     resume (needs cache_dir): the sample and midpoint features are kept under cache_dir/resume,
     keyed by a hash of the model's tensors, the test pictures, n, seed, prior and path, and a
     later run with the same keys reads them instead of computing them again (a full protocol
-    stopped half way picks up after its last finished part)."""
+    stopped half way picks up after its last finished part). refine_steps > 0 adds "refined":
+    the reconstruction figures (and class kept) of codes refined by that many vaegan.refine
+    steps from the posterior means."""
     n = min(n, len(test_images))
     real = unit_float(test_images[:n])
     t0 = time.time()
@@ -371,6 +379,17 @@ def evaluate(model, test_images: torch.Tensor, extractor: FeatureExtractor | Non
         result["feature_extractor"] = extractor.path.name
     if classifier is not None and test_labels is not None:
         result.update(class_figures(classifier, real, test_labels[:n], rec, fakes))
+    if refine_steps:
+        rec = reconstruct_all(model, real, batch_size, refine_steps)
+        refined = {"steps": refine_steps, "lr": refine.LR,
+                   "recon_mse": float((rec - real).pow(2).mean()),
+                   "recon_ssim": float(ssim_batch(real, rec).mean())}
+        if classifier is not None and test_labels is not None:
+            kept = float((classifier.predict(rec) == test_labels[:n]).float().mean())
+            refined |= {"recon_class_kept": kept,
+                        "recon_class_kept_ratio": kept / result["classifier_accuracy_n"]
+                        if result["classifier_accuracy_n"] else None}
+        result["refined"] = refined
     result["seconds"] = round(time.time() - t0, 1)
     result["samples"] = fakes[:64]  # for the grid; not written to JSON
     return result
@@ -391,6 +410,11 @@ def save_grids(model, test_images: torch.Tensor, folder: Path, seed: int = 0) ->
 def format_table(rows: dict[str, dict]) -> str:
     cols = ["fid", "fid_midpoint", "kid", "recon_mse", "recon_ssim", "recon_class_kept_ratio",
             "min_class_share_ratio", "sharpness_ratio", "n", "prior"]
+    if any("refined" in r for r in rows.values()):  # --refine: its figures as more columns
+        rows = {name: r | {f"refined_{k}": v for k, v in r.get("refined", {}).items()}
+                for name, r in rows.items()}
+        cols += ["refined_steps", "refined_recon_mse", "refined_recon_ssim",
+                 "refined_recon_class_kept_ratio"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in rows.items():
         cells = [f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "-")) for c in cols]
@@ -433,10 +457,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep each model's sample and midpoint features under CACHE_DIR/resume and "
                         "read them there when a run with the same model, n, seed, prior and path "
                         "finished them before (an interrupted full protocol picks up where it stopped)")
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="also measure reconstructions from codes refined by STEPS steps "
+                        f"(vaegan.refine, {refine.STEPS_RANGE[0]}-{refine.STEPS_RANGE[1]}; Reconstruct's "
+                        f"default is {refine.STEPS})")
     p.add_argument("--out", default=None,
                    help="metrics JSON (default: MODEL/metrics.json, metrics_quick.json with --quick)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
+    if not refine.STEPS_RANGE[0] <= args.refine <= refine.STEPS_RANGE[1]:
+        p.error(f"--refine must be from {refine.STEPS_RANGE[0]} to {refine.STEPS_RANGE[1]} steps, got {args.refine}")
     if args.threads:
         torch.set_num_threads(args.threads)
     n_asked = args.n or (500 if args.quick else 10000)
@@ -472,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         r = evaluate(model, test_images, extractor, n, args.batch_size, args.seed, Path(args.cache_dir),
                      args.prior, train_images, test_labels=test_labels, classifier=classifier,
                      dataset=args.dataset,
-                     midpoint_path=None if args.no_midpoints else args.path, resume=args.resume)
+                     midpoint_path=None if args.no_midpoints else args.path, resume=args.resume,
+                     refine_steps=args.refine)
         samples = r.pop("samples")
         rows[spec] = r
         out = Path(args.out) if args.out and len(args.models) == 1 else None

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import latent
+from . import latent, refine
 from .assets import MAP_POINTS, ExplorerAssets, build_assets, encode_pictures, load_assets, save_assets
 from .data import MAX_PIXELS, dataset_classes, load_dataset, to_image, to_tensor
 from .hub import EXPLORER_FILE, LoadedModel, load_model
@@ -77,7 +77,10 @@ class Reconstruction:
     error: Image.Image  # |input - reconstruction| per pixel, white = 1
     mse: float
     ssim: float
-    z: torch.Tensor  # (Z,) posterior mean
+    z: torch.Tensor  # (Z,) the code decoded: the posterior mean, refined by `steps` steps
+    steps: int = 0  # refine.refine_codes steps after the encoder (0: the posterior mean itself)
+    encoder_mse: float | None = None  # the posterior mean's own figures, when steps > 0
+    encoder_ssim: float | None = None
 
 
 @dataclass
@@ -394,16 +397,24 @@ class Explorer:
         return sheet
 
     # ---- Reconstruct -----------------------------------------------------------------------
-    @torch.inference_mode()
-    def reconstruct(self, image) -> Reconstruction:
-        """A picture -> what the model sees, its reconstruction, the error map, MSE and SSIM."""
+    def reconstruct(self, image, steps=0) -> Reconstruction:
+        """A picture -> what the model sees, its reconstruction, the error map, MSE and SSIM.
+        steps > 0: the code is the posterior mean refined by that many steps of
+        refine.refine_codes (the encoder's own figures are kept beside)."""
+        n = checked_number(steps, "steps", *refine.STEPS_RANGE, integer=True)
         x = to_tensor(_picture(image), self.config.image_size, self.config.channels)[0]  # (C, H, W)
-        z = self.model.encode(x[None].to(self.model.device)).mean
-        rec = self.model.decode(z)[0].cpu()
+        with torch.inference_mode():
+            z0 = self.model.encode(x[None].to(self.model.device)).mean
+        z = refine.refine_codes(self.model, x[None], n, z0=z0) if n else z0
+        with torch.inference_mode():
+            rec = self.model.decode(z)[0].cpu()
+            rec0 = self.model.decode(z0)[0].cpu() if n else None
         err = (x - rec).abs()
         return Reconstruction(to_image(x, self.scale), to_image(rec, self.scale),
                               to_image(err, self.scale), float(err.pow(2).mean()), ssim(x, rec),
-                              z[0].cpu())
+                              z[0].cpu(), n,
+                              None if rec0 is None else float((x - rec0).pow(2).mean()),
+                              None if rec0 is None else ssim(x, rec0))
 
     def example(self, index) -> Image.Image:
         """One of the shipped test-set pictures (native size)."""
