@@ -70,6 +70,7 @@ def main() -> int:
                 _open_tab(page, tab)
                 if tab == "Reconstruct":  # show a worked example rather than empty boxes
                     page.locator(".gallery-item, button.thumbnail-item").first.click()
+                    page.locator("#recon-output img").wait_for(timeout=60000)
                 if tab == "Interpolate":
                     page.get_by_role("button", name="Interpolate", exact=True).click()
                 if tab == "Map":  # the map, a picked place, and an atlas
