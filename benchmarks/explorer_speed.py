@@ -1,5 +1,6 @@
 """How fast the Explorer operations that benchmarks/latency.py does not time answer, called
-directly (no HTTP): reconstruct (an upload), interpolate (16 steps and the GIF), and the
+directly (no HTTP): reconstruct (an upload; the encoder alone and with Reconstruct's default
+refining steps, interleaved in one run), interpolate (16 steps and the GIF), and the
 prior draw behind every Sample grid, the model's own prior next to N(0, I) for the same
 networks in the same run. Decode, the 64-image grid and the endpoints are in
 benchmarks/latency.py.
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from latency import timed  # noqa: E402
+from latency import pct, timed  # noqa: E402
 
 
 def main() -> int:
@@ -31,7 +33,18 @@ def main() -> int:
     n = args.repeat
     fmt = lambda t: f"p50 {t[0]:7.1f} ms   p95 {t[1]:7.1f} ms"  # noqa: E731
     print(f"model: {ex.spec}  torch threads: {torch.get_num_threads()}")
-    print(f"reconstruct                     {fmt(timed(lambda: ex.reconstruct(picture), n))}")
+    from vaegan import refine
+    runs = {0: [], refine.STEPS: []}
+    for steps in runs:
+        ex.reconstruct(picture, steps)  # warm-up
+    for _ in range(max(5, n // 5)):  # interleaved, so that a noisy machine slows both alike
+        for steps, times in runs.items():
+            t = time.perf_counter()
+            ex.reconstruct(picture, steps)
+            times.append(1000 * (time.perf_counter() - t))
+    for steps, times in runs.items():
+        what = "encoder alone" if not steps else f"refined, {steps} steps"
+        print(f"reconstruct, {what:<19}{fmt((pct(times, 0.5), pct(times, 0.95)))}")
     print(f"interpolate 16 steps + GIF      {fmt(timed(lambda: ex.interpolate(1, 2, 16), max(5, n // 5)))}")
     from vaegan.prior import with_prior
     model, plain = ex.model, with_prior(ex.model)  # plain: same networks, N(0, I)

@@ -63,6 +63,9 @@ def garment_png(path: Path, seed: int) -> Path:
     return path
 
 
+RECONSTRUCT_STEPS: int | None = None  # --reconstruct-steps
+
+
 def one_request(client, kind: str, rng: random.Random, picture):
     """One call of `kind` with valid, varied arguments."""
     from gradio_client import handle_file
@@ -72,8 +75,9 @@ def one_request(client, kind: str, rng: random.Random, picture):
     if kind == "decode":
         sliders = {f"slider_{i + 1}": round(rng.uniform(-3, 3), 2) for i in range(rng.randrange(1, 5))}
         return client.predict(rng.choice(("kl", "pca", "class")), None, **sliders, api_name="/decode")
-    if kind == "reconstruct":
-        return client.predict(handle_file(str(picture)), api_name="/reconstruct")
+    if kind == "reconstruct":  # refining steps: the app's default unless --reconstruct-steps
+        steps = {} if RECONSTRUCT_STEPS is None else {"steps": RECONSTRUCT_STEPS}
+        return client.predict(handle_file(str(picture)), **steps, api_name="/reconstruct")
     return client.predict("Seed", rng.randrange(1000), None, "Picture", 0, handle_file(str(picture)),
                           rng.choice((4, 8, 16)), rng.choice(("lerp", "slerp")), api_name="/interpolate")
 
@@ -165,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=32, help="users (sessions) at once")
     p.add_argument("--requests", type=int, help="requests per user (default 25; 8 with --soak)")
     p.add_argument("--model", default="weights/fashion-mnist", help="weights folder or Hub id")
+    p.add_argument("--reconstruct-steps", type=int, default=None, metavar="STEPS",
+                   help="refining steps of each reconstruct request (default: the app's, 50)")
     p.add_argument("--warmup", type=int, default=2,
                    help="requests per user in a first, unmeasured round with all users (it fills "
                         "the server's thread pools and allocator arenas before RSS is read)")
@@ -180,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="abuse instead: SCRIPTS scripts hammer the picture route from one address "
                         "while one visitor calls /sample (see benchmarks/fair_share.py)")
     args = p.parse_args(argv)
+    global RECONSTRUCT_STEPS
+    RECONSTRUCT_STEPS = args.reconstruct_steps
     if args.abuse is not None:
         import fair_share
         return fair_share.main(["--abusers", str(args.abuse), "--model", args.model])

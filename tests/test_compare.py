@@ -11,6 +11,7 @@ from PIL import Image
 from conftest import serving
 from ui.models import Models
 from ui.page import create_demo
+from vaegan import refine
 from vaegan.explorer import load_explorer
 
 
@@ -36,9 +37,10 @@ def test_both_models_reconstruct_the_same_picture_as_they_would_alone(two, explo
     picture = explorer_tiny.example(4)
     out = tab.compare(picture, 0, a, b)
     for i, ex in enumerate((explorer_tiny, other)):
-        r = ex.reconstruct(picture)
+        r = ex.reconstruct(picture, refine.STEPS)  # the code refined as Reconstruct's default
         assert np.array_equal(np.asarray(out[tab.pictures[i]]), np.asarray(r.reconstruction))
         assert f"{r.mse:.4f}" in out[tab.metrics[i]] and f"{r.ssim:.3f}" in out[tab.metrics[i]]
+        assert f"the encoder's code alone: MSE {r.encoder_mse:.4f}" in out[tab.metrics[i]]
         before, after = out[tab.sliders[i]]
         assert np.array_equal(np.asarray(before), np.asarray(r.input))
     assert not np.array_equal(np.asarray(out[tab.pictures[0]]), np.asarray(out[tab.pictures[1]]))
@@ -58,7 +60,7 @@ def test_compare_through_gradio_client(two, explorer_tiny, tmp_path):
         explorer_tiny.example(2).save(png)
         out = c.predict(handle_file(str(png)), 0, explorer_tiny.spec, other.spec, api_name="/compare")
         with Image.open(out[1]) as im:
-            assert np.array_equal(np.asarray(im), np.asarray(other.reconstruct(str(png)).reconstruction))
+            assert np.array_equal(np.asarray(im), np.asarray(other.reconstruct(str(png), refine.STEPS).reconstruction))
         assert "MSE" in out[3] and other.spec in out[3]
         with pytest.raises(AppError, match=r"Model_b must be one of \[.*\], got 'org/nope'"):
             c.predict(None, 0, explorer_tiny.spec, "org/nope", api_name="/compare")

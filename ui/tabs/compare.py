@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gradio as gr
 
+from vaegan import refine
 from vaegan.explorer import MAX_SEED, Explorer
 
 from ..components import friendly, image, upload
 from ..tab import Tab
-from .reconstruct import metrics_line
+from .reconstruct import refined_line
 
 PRIVATE = {"api_visibility": "private"}
 SIDES = ("A", "B")
@@ -76,7 +77,7 @@ class CompareTab(Tab):
 
     @friendly
     def compare(self, image=None, seed=0, model_a=None, model_b=None) -> dict:
-        """The same input through two models of the Model list: a picture's reconstructions, errors and MSE/SSIM, or without a picture each model's first sample of a seed.
+        """The same input through two models of the Model list: a picture's reconstructions (each code refined by 50 steps, as Reconstruct's default), errors and MSE/SSIM (and each encoder's own), or without a picture each model's first sample of a seed.
 
         Args:
             image: the picture (PNG, JPEG, WebP, BMP or GIF); none: compare samples of seed instead
@@ -88,9 +89,9 @@ class CompareTab(Tab):
             return self.compare_samples(seed, model_a, model_b)
         out = {}
         for i, model in enumerate((model_a, model_b)):
-            r = self.page.explorer(model).reconstruct(image)
+            r = self.page.explorer(model).reconstruct(image, refine.STEPS)  # as Reconstruct shows
             out |= {self.pictures[i]: r.reconstruction, self.errors[i]: r.error,
-                    self.metrics[i]: f"`{model}` · " + metrics_line(r.mse, r.ssim),
+                    self.metrics[i]: f"`{model}` · " + refined_line(r),
                     self.sliders[i]: (r.input, r.reconstruction)}
         return out
 
