@@ -270,6 +270,25 @@ def test_example_then_edit_in_explore_starts_at_its_code(page, explorer_tiny):
     assert np.array_equal(_fetch(page, _src(page, "explore-image")), rec)  # decode(z) at sliders 0
 
 
+def test_the_refine_slider_sets_how_the_code_is_fitted(page, explorer_tiny):
+    """Picking an example refines by the slider's 50 steps by default; typed 0 in its box, the
+    next pick shows the encoder's own code, pixel for pixel what Explorer gives."""
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#tab-reconstruct button.thumbnail-item").nth(3).click()
+    page.locator("#tab-reconstruct", has_text="after 50 refining steps").wait_for(timeout=30000)
+    box = page.locator("#recon-steps input[type=number]")
+    box.fill("0")
+    box.press("Enter")
+    page.locator("#tab-reconstruct button.thumbnail-item").nth(3).click()
+    page.locator("#tab-reconstruct", has_text="(the encoder's code)").wait_for(timeout=30000)
+    page.wait_for_timeout(500)
+    want = explorer_tiny.reconstruct(explorer_tiny.example(3), 0)
+    assert np.array_equal(_fetch(page, _src(page, "recon-output")), np.asarray(want.reconstruction))
+    assert f"MSE {want.mse:.4f} · SSIM {want.ssim:.3f} (the encoder's code)" in \
+        page.locator("#tab-reconstruct").inner_text()
+    assert "Traceback" not in page.content()
+
+
 def test_changing_the_basis_relabels_the_sliders_with_one_request(page, explorer_tiny):
     page.get_by_role("tab", name="Explore").click()
     page.joins.clear()
