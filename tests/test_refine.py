@@ -139,3 +139,27 @@ def test_a_random_tiny_model_refines_on_its_own_pixels():
     z0 = refine.refine_codes(model, x, 0)
     z = refine.refine_codes(model, x, 30)
     assert (refine.objective(model, x, z) < refine.objective(model, x, z0)).all()
+
+
+def test_the_card_shows_the_refined_figures_when_evaluate_measured_them(tmp_path):
+    import json
+    from vaegan.card import build_model_card, main as card_main
+    model, base = tmp_path / "m", tmp_path / "b"
+    for folder, mode, ssim_refined in ((model, "vaegan", 0.789), (base, "vae", 0.815)):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({**PRESETS["tiny"].to_dict(), "mode": mode}))
+        (folder / "metrics.json").write_text(json.dumps(
+            {"n": 10000, "seed": 0, "fid": 23.35, "recon_ssim": 0.713, "feature_extractor": "default_1.pt",
+             "refined": {"steps": 50, "lr": 0.1, "recon_mse": 0.009, "recon_ssim": ssim_refined,
+                         "recon_class_kept_ratio": 0.933}}))
+    assert card_main([str(model), "--baseline", str(base)]) == 0
+    card = (model / "README.md").read_text()
+    assert "| reconstruction SSIM, refined codes | 0.789 |" in card
+    assert "| reconstruction SSIM | 0.713 |" in card
+    assert "Refined codes (`--refine 50`): each test picture's posterior mean fitted by 50 Adam steps" in card
+    against = card.split("## Against")[1]
+    assert "reconstruction SSIM, refined codes" in against and "0.815" in against
+    # without --refine's figures, no such rows or sentence
+    (model / "metrics.json").write_text(json.dumps({"n": 10000, "seed": 0, "fid": 23.35, "recon_ssim": 0.713}))
+    plain = str(build_model_card(model))
+    assert "refined codes |" not in plain.split("## Against")[0] and "Refined codes" not in plain

@@ -43,12 +43,22 @@ METRICS = {"fid": ("fid", "FID (lower is better)"),
            "recon_ssim": ("ssim", "reconstruction SSIM"),
            "recon_class_kept_ratio": ("accuracy", "class kept by reconstructions / by the real pictures (classifier)"),
            "min_class_share_ratio": ("class_share", "smallest class share of samples / of real pictures (classifier)"),
-           "sharpness_ratio": ("sharpness_ratio", "sharpness (Laplacian variance, samples / real)")}
+           "sharpness_ratio": ("sharpness_ratio", "sharpness (Laplacian variance, samples / real)"),
+           # evaluate --refine: the same reconstructions from codes refined as Reconstruct shows them
+           "refined_recon_mse": ("mse", "reconstruction MSE per pixel, refined codes"),
+           "refined_recon_ssim": ("ssim", "reconstruction SSIM, refined codes"),
+           "refined_recon_class_kept_ratio": ("accuracy", "class kept by reconstructions / by the real "
+                                                          "pictures, refined codes")}
 
 
 def _read(folder: Path, name: str) -> dict:
     p = folder / name
     return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _flat(metrics: dict) -> dict:
+    """metrics.json with evaluate --refine's nested "refined" figures as refined_* keys."""
+    return metrics | {f"refined_{k}": v for k, v in metrics.get("refined", {}).items()}
 
 
 def _fmt(v) -> str:
@@ -83,7 +93,7 @@ def baseline_record(folder: str | Path) -> dict:
 def baseline_lines(metrics: dict, baseline: dict) -> list[str]:
     """The card's comparison with baseline.json: both rows and the FID ratio when both were
     measured with the same protocol, and which figure differs when they were not."""
-    other = baseline.get("metrics", {})
+    other = _flat(baseline.get("metrics", {}))
     name = baseline.get("folder", "?")
     kind = ("plain-VAE baseline" if baseline.get("mode") == "vae" else "baseline")
     lines = [f"## Against the {kind}", ""]
@@ -131,6 +141,7 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
     quick = not metrics and bool(_read(folder, "metrics_quick.json"))
     if quick:  # only the quick protocol has been run so far
         metrics = _read(folder, "metrics_quick.json")
+    metrics = _flat(metrics)
     kind = "VAE/GAN" if config.get("mode", "vaegan") == "vaegan" else "plain VAE (pixel likelihood, no discriminator)"
     ds = DATASETS.get(training.get("dataset", "fashion-mnist"))
     if ds is None:  # a folder of the user's own pictures
@@ -244,7 +255,12 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
                      "than FID." if "kid" in metrics else "")
                   + (" Classes by an independent classifier the project trains on the training "
                      f"split (`vaegan.classifier`), right on {100 * metrics['classifier_test_accuracy']:.1f}% "
-                     "of the real test pictures." if "classifier_test_accuracy" in metrics else ""), "",
+                     "of the real test pictures." if "classifier_test_accuracy" in metrics else "")
+                  + (f" Refined codes (`--refine {metrics['refined_steps']}`): each test picture's "
+                     f"posterior mean fitted by {metrics['refined_steps']} Adam steps on the model's "
+                     "own reconstruction loss (`vaegan.refine`), as the app's Reconstruct shows it; "
+                     "the other reconstruction figures decode the posterior means."
+                     if "refined_steps" in metrics else ""), "",
                   "| metric | value |", "|---|---|"]
         for key, (_, label) in METRICS.items():
             if key in metrics:
