@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vaegan import refine
 from vaegan.card import BASELINE_FILE, build_model_card
 from vaegan.data import load_fashion_mnist
 from vaegan.evaluate import evaluate
@@ -66,10 +67,22 @@ def test_shipped_vaegan_reconstructs_and_samples_as_recorded():
     torch.set_num_threads(2)
     model = load_model(str(VAEGAN_DIR)).model.eval()
     images, _ = load_fashion_mnist("test", SAMPLE, download=False)
-    got = evaluate(model, images, None, n=len(images), batch_size=250)
+    got = evaluate(model, images, None, n=len(images), batch_size=250, refine_steps=refine.STEPS)
     recorded = read(VAEGAN_DIR, "metrics.json")
     assert got["recon_ssim"] >= 0.6 and got["recon_ssim"] == pytest.approx(recorded["recon_ssim"], abs=0.03)
     assert 0.7 <= got["sharpness_ratio"] <= 1.3
+    # Reconstruct's refined codes (vaegan.refine), as recorded on the full protocol
+    assert recorded["refined"]["steps"] == refine.STEPS
+    assert got["refined"]["recon_ssim"] == pytest.approx(recorded["refined"]["recon_ssim"], abs=0.03)
+    assert got["refined"]["recon_ssim"] > got["recon_ssim"] + 0.05
+
+
+def test_shipped_refined_codes_keep_more_than_the_posterior_means():
+    for folder in (VAEGAN_DIR, VAE_DIR):
+        m = read(folder, "metrics.json")
+        r = m["refined"]
+        assert r["recon_mse"] < m["recon_mse"] and r["recon_ssim"] > m["recon_ssim"], folder.name
+        assert r["recon_class_kept_ratio"] > m["recon_class_kept_ratio"], folder.name
 
 
 # ---- the emoji model (issue 21) ----------------------------------------------------------------
