@@ -14,6 +14,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .refine import flat_figures
+
 TAGS = ["vae-gan", "pytorch_model_hub_mixin", "unconditional-image-generation"]
 PAPER = "Larsen et al. 2016, *Autoencoding beyond pixels using a learned similarity metric* (arXiv:1512.09300)"
 HUB_DATASET = "zalando-datasets/fashion_mnist"
@@ -56,11 +58,6 @@ def _read(folder: Path, name: str) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def _flat(metrics: dict) -> dict:
-    """metrics.json with evaluate --refine's nested "refined" figures as refined_* keys."""
-    return metrics | {f"refined_{k}": v for k, v in metrics.get("refined", {}).items()}
-
-
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -93,7 +90,7 @@ def baseline_record(folder: str | Path) -> dict:
 def baseline_lines(metrics: dict, baseline: dict) -> list[str]:
     """The card's comparison with baseline.json: both rows and the FID ratio when both were
     measured with the same protocol, and which figure differs when they were not."""
-    other = _flat(baseline.get("metrics", {}))
+    other = flat_figures(baseline.get("metrics", {}))
     name = baseline.get("folder", "?")
     kind = ("plain-VAE baseline" if baseline.get("mode") == "vae" else "baseline")
     lines = [f"## Against the {kind}", ""]
@@ -141,7 +138,7 @@ def build_model_card(folder: str | Path, repo_id: str | None = None,
     quick = not metrics and bool(_read(folder, "metrics_quick.json"))
     if quick:  # only the quick protocol has been run so far
         metrics = _read(folder, "metrics_quick.json")
-    metrics = _flat(metrics)
+    metrics = flat_figures(metrics)
     kind = "VAE/GAN" if config.get("mode", "vaegan") == "vaegan" else "plain VAE (pixel likelihood, no discriminator)"
     ds = DATASETS.get(training.get("dataset", "fashion-mnist"))
     if ds is None:  # a folder of the user's own pictures

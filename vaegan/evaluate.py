@@ -411,8 +411,7 @@ def format_table(rows: dict[str, dict]) -> str:
     cols = ["fid", "fid_midpoint", "kid", "recon_mse", "recon_ssim", "recon_class_kept_ratio",
             "min_class_share_ratio", "sharpness_ratio", "n", "prior"]
     if any("refined" in r for r in rows.values()):  # --refine: its figures as more columns
-        rows = {name: r | {f"refined_{k}": v for k, v in r.get("refined", {}).items()}
-                for name, r in rows.items()}
+        rows = {name: refine.flat_figures(r) for name, r in rows.items()}
         cols += ["refined_steps", "refined_recon_mse", "refined_recon_ssim",
                  "refined_recon_class_kept_ratio"]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]

@@ -27,6 +27,11 @@ STEPS_RANGE = (0, 200)
 LR = 0.1
 
 
+def flat_figures(metrics: dict) -> dict:
+    """metrics.json with evaluate --refine's nested "refined" figures also as refined_* keys."""
+    return metrics | {f"refined_{k}": v for k, v in metrics.get("refined", {}).items()}
+
+
 def _llike(model, x: torch.Tensor, target: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
     """Per-picture reconstruction loss (B,): Dis_l distance (VAE/GAN) or pixel BCE (VAE)."""
     if model.discriminator is not None:
