@@ -24,15 +24,27 @@ def kl_loss(posterior: DiagonalGaussian) -> torch.Tensor:
     return posterior.kl().sum(1).mean()
 
 
+def feature_llike(feats_real: torch.Tensor, feats_rec: torch.Tensor) -> torch.Tensor:
+    """L_llike per example (B,): Gaussian negative log-likelihood (unit variance) of Dis_l(x)
+    under Dis_l(x~)."""
+    return 0.5 * (feats_rec - feats_real).pow(2).flatten(1).sum(1)
+
+
 def feature_llike_loss(feats_real: torch.Tensor, feats_rec: torch.Tensor) -> torch.Tensor:
-    """L_llike: Gaussian negative log-likelihood (unit variance) of Dis_l(x) under Dis_l(x~)."""
-    return 0.5 * (feats_rec - feats_real).pow(2).flatten(1).sum(1).mean()
+    """L_llike, mean over the batch."""
+    return feature_llike(feats_real, feats_rec).mean()
+
+
+def pixel_llike(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+    """Plain-VAE reconstruction per example (B,): Bernoulli negative log-likelihood of pixels
+    in [0, 1]."""
+    x_rec = x_rec.clamp(1e-6, 1 - 1e-6)
+    return F.binary_cross_entropy(x_rec, x, reduction="none").flatten(1).sum(1)
 
 
 def pixel_llike_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
-    """Plain-VAE reconstruction: Bernoulli negative log-likelihood of pixels in [0, 1]."""
-    x_rec = x_rec.clamp(1e-6, 1 - 1e-6)
-    return F.binary_cross_entropy(x_rec, x, reduction="none").flatten(1).sum(1).mean()
+    """Plain-VAE reconstruction, mean over the batch."""
+    return pixel_llike(x, x_rec).mean()
 
 
 def gan_discriminator_loss(logits_real: torch.Tensor, logits_rec: torch.Tensor,

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import torch
 
-STEPS = 50  # Reconstruct's default: most of the gain (see README, "Refined codes")
+from .losses import feature_llike, pixel_llike
+
+STEPS = 50  # Reconstruct's default: most of the gain (docs/training-notes.md, "Refined codes")
 STEPS_RANGE = (0, 200)
 LR = 0.1
 
@@ -32,20 +34,26 @@ def flat_figures(metrics: dict) -> dict:
     return metrics | {f"refined_{k}": v for k, v in metrics.get("refined", {}).items()}
 
 
-def _llike(model, x: torch.Tensor, target: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
-    """Per-picture reconstruction loss (B,): Dis_l distance (VAE/GAN) or pixel BCE (VAE)."""
-    if model.discriminator is not None:
-        feats = model.discriminator(rec)[1]
-        return 0.5 * (feats - target).pow(2).flatten(1).sum(1)
-    rec = rec.clamp(1e-6, 1 - 1e-6)
-    return torch.nn.functional.binary_cross_entropy(rec, x, reduction="none").flatten(1).sum(1)
+def _target(model, x: torch.Tensor) -> torch.Tensor | None:
+    """What a reconstruction of x is held to: Dis_l(x) (VAE/GAN); None for a plain VAE, whose
+    loss compares the pixels themselves."""
+    return model.discriminator(x)[1] if model.discriminator is not None else None
+
+
+def _loss(model, x: torch.Tensor, target: torch.Tensor | None, z: torch.Tensor,
+          prior_weight: float) -> torch.Tensor:
+    """Per picture (B,): L_llike(x, D(z)) + prior_weight * |z|^2 / 2, with the model's own
+    reconstruction loss (vaegan.losses)."""
+    rec = model.decode(z)
+    llike = (feature_llike(target, model.discriminator(rec)[1]) if target is not None
+             else pixel_llike(x, rec))
+    return llike + 0.5 * prior_weight * z.pow(2).sum(1)
 
 
 def objective(model, x: torch.Tensor, z: torch.Tensor, prior_weight: float = 0.0) -> torch.Tensor:
     """What refine_codes lowers, per picture (B,): L_llike(x, D(z)) + prior_weight * |z|^2 / 2."""
     with torch.no_grad():
-        target = model.discriminator(x)[1] if model.discriminator is not None else None
-        return _llike(model, x, target, model.decode(z)) + 0.5 * prior_weight * z.pow(2).sum(1)
+        return _loss(model, x, _target(model, x), z, prior_weight)
 
 
 def refine_codes(model, x: torch.Tensor, steps: int = STEPS, lr: float = LR,
@@ -67,15 +75,14 @@ def refine_codes(model, x: torch.Tensor, steps: int = STEPS, lr: float = LR,
         x = x.to(model.device).float().clone()  # a normal tensor, even if made under inference_mode
         start = model.encode(x).mean if z0 is None else z0.to(model.device).float()
         z = start.clone()
-        target = model.discriminator(x)[1] if model.discriminator is not None else None
+        target = _target(model, x)
     if steps == 0:
         return z
     with torch.inference_mode(False), torch.enable_grad():
         z.requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
-            loss = _llike(model, x, target, model.decode(z)) + 0.5 * prior_weight * z.pow(2).sum(1)
-            z.grad, = torch.autograd.grad(loss.sum(), z)
+            z.grad, = torch.autograd.grad(_loss(model, x, target, z, prior_weight).sum(), z)
             opt.step()
     return z.detach()
 
