@@ -1,8 +1,9 @@
 """Time of one VAE/GAN training step (batch 128, the shipped Fashion-MNIST architecture):
 the step as vaegan.train runs it next to the earlier one (one discriminator call on the
-real, reconstructed and prior images together, contiguous tensors), interleaved in one run
-so that a noisy machine slows both alike. Prints the median and p90 in ms of each, and
-the speed-up.
+real, reconstructed and prior images together, contiguous tensors) and next to
+`vaegan.train --precision bf16` (the networks' passes under bfloat16 autocast), interleaved in
+one run so that a noisy machine slows all alike. Prints the median and p90 in ms of each, and
+the speed-ups.
 
     python benchmarks/train_step.py [--threads 2] [--repeat 20]
 
@@ -135,21 +136,22 @@ def main() -> int:
 
     x = torch.rand(args.batch_size, 1, 28, 28)
     variants = {}
-    for name, fmt, fn in (("earlier: one discriminator call, contiguous", torch.contiguous_format,
-                           train.discriminate_at_once),
-                          ("vaegan.train: three calls, channels-last", train.MEMORY_FORMAT,
-                           train.discriminate)):
+    for name, fmt, fn, precision in (
+            ("earlier: one discriminator call, contiguous", torch.contiguous_format,
+             train.discriminate_at_once, "fp32"),
+            ("vaegan.train: three calls, channels-last", train.MEMORY_FORMAT, train.discriminate, "fp32"),
+            ("the same, --precision bf16", train.MEMORY_FORMAT, train.discriminate, "bf16")):
         torch.manual_seed(0)
         model = VAEGAN(PRESETS["fashion-mnist"]).to(memory_format=fmt)
         variants[name] = (model, train.make_optimizers(model, 2e-4), torch.Generator().manual_seed(0),
-                          x.contiguous(memory_format=fmt), fn, [])
+                          x.contiguous(memory_format=fmt), fn, precision, [])
     real = train.discriminate
     try:
         for r in range(args.repeat + 3):
-            for model, opts, gen, xb, fn, times in variants.values():
+            for model, opts, gen, xb, fn, precision, times in variants.values():
                 train.discriminate = fn  # vaegan_losses looks it up at call time
                 t = time.perf_counter()
-                train.train_step(model, opts, xb, gen)
+                train.train_step(model, opts, xb, gen, precision=precision)
                 if r >= 3:  # warm-up
                     times.append(time.perf_counter() - t)
     finally:
@@ -162,7 +164,8 @@ def main() -> int:
         med = statistics.median(times)
         medians.append(med)
         print(f"{name:48s} median {med * 1000:6.1f} ms   p90 {times[int(0.9 * (len(times) - 1))] * 1000:6.1f} ms")
-    print(f"speed-up {medians[0] / medians[1]:.2f}x")
+    print(f"speed-up of three calls, channels-last: {medians[0] / medians[1]:.2f}x; "
+          f"of bf16 over fp32: {medians[1] / medians[2]:.2f}x")
     return 0
 
 

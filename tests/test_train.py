@@ -45,6 +45,21 @@ def test_vae_training_lowers_the_loss(tmp_path, data_dir):
     assert (tmp_path / "model" / "model.safetensors").exists()
 
 
+def test_bf16_training_lowers_the_loss_and_is_recorded(tmp_path, data_dir):
+    """--precision bf16 learns as fp32 does, and the run keeps it: in the checkpoint (which
+    --resume reads) and in training.json."""
+    assert run(tmp_path, data_dir, "--mode", "vae", "--max-steps", "60", "--lr", "2e-3",
+               "--precision", "bf16") == 0
+    rows = [r for r in logged(tmp_path) if "epoch_end" not in r]
+    first = rows[0]["prior"] + rows[0]["llike"]
+    last = rows[-1]["prior"] + rows[-1]["llike"]
+    assert last < 0.8 * first, (first, last)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["args"]["precision"] == "bf16"
+    info = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert info["precision"] == "bf16"
+    assert load_file(tmp_path / "model" / "model.safetensors")["decoder.fc.0.weight"].dtype == torch.float32
+
+
 def test_vaegan_training_runs_and_learns_reconstruction(tmp_path, data_dir):
     assert run(tmp_path, data_dir, "--max-steps", "40", "--lr", "2e-3") == 0
     rows = [r for r in logged(tmp_path) if "epoch_end" not in r]
