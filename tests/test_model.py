@@ -259,7 +259,7 @@ def test_bf16_step_follows_the_fp32_step():
     x = torch.rand(16, 1, 28, 28)
     seen = []
     hook = m.decoder.fc[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with train.arithmetic("bf16", "cpu"):  # what train_step runs routed_grads in
         low, low_logged = routed_grads(m, x, torch.Generator().manual_seed(0))
     hook.remove()
     assert seen and set(seen) == {torch.bfloat16}
@@ -274,9 +274,10 @@ def test_bf16_step_follows_the_fp32_step():
     # train_step takes the precision by name and refuses others
     opts = make_optimizers(m, 1e-3)
     seen.clear()
-    m.decoder.fc[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    hook = m.decoder.fc[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
     train_step(m, opts, x, torch.Generator().manual_seed(1), precision="bf16")
     assert seen == [torch.bfloat16] and all(p.dtype == torch.float32 for p in m.parameters())
+    hook.remove()
     with pytest.raises(ValueError, match="precision must be one of"):
         train_step(m, opts, x, torch.Generator().manual_seed(1), precision="fp16")
     assert train.PRECISIONS == ("fp32", "bf16")

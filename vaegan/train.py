@@ -235,15 +235,21 @@ def routed_grads(model: VAEGAN, x: torch.Tensor, generator: torch.Generator,
     return grads, logged
 
 
+def arithmetic(precision: str, device_type: str):
+    """The context the networks' passes of a step run in: bfloat16 autocast for "bf16", none
+    (float32) for "fp32"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def train_step(model: VAEGAN, opts: dict[str, torch.optim.Optimizer], x: torch.Tensor,
                generator: torch.Generator, world: World | None = None,
                fakes: Fakes = Fakes(), precision: str = "fp32") -> StepLosses:
     """One step of Algorithm 1: all networks get their routed gradients (averaged over the
     ranks of world), then step. precision (PRECISIONS) is the arithmetic of the passes through
     the networks; the float32 weights take float32 gradients either way."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with arithmetic(precision, x.device.type):
         grads, logged = routed_grads(model, x, generator, world, fakes)
     nets = {"encoder": model.encoder, "decoder": model.decoder,
             "discriminator": model.discriminator}
